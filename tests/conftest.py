@@ -1,0 +1,18 @@
+"""Shared fixtures: where the reference data lives, and a fixed CPU thread count."""
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT.parent / "shared" / "reference"
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """The reference fixtures produced by the authors' implementation (../shared/reference)."""
+    if not REFERENCE.is_dir():
+        pytest.fail(f"reference data not found at {REFERENCE}: clone the project beside shared/")
+    return REFERENCE
