@@ -16,3 +16,11 @@ def reference_dir() -> Path:
     if not REFERENCE.is_dir():
         pytest.fail(f"reference data not found at {REFERENCE}: clone the project beside shared/")
     return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def deterministic_stcn(reference_dir):
+    """The multi-object network with the deterministic reference weights, in eval mode."""
+    from util.reference import deterministic_stcn as build
+
+    return build(reference_dir)

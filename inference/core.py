@@ -1,0 +1,134 @@
+"""The propagation core: the only propagation logic, driven frame by frame by every evaluation script.
+
+A caller feeds frames in order with `step`; a frame that carries a mask introduces new objects, whose
+mask takes over their pixels there and whose memory starts there, while earlier objects keep
+propagating. Only the memory banks persist between frames.
+"""
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from inference.memory_bank import MemoryBank
+from model.aggregate import aggregate
+from model.network import STCN
+from util.image import pad_to_multiple, unpad
+
+# Affinity elements (memory positions x query positions) computed at once: bounds the peak memory
+# of matching, whatever the memory size (64 MB in fp32).
+AFFINITY_BUDGET = 1 << 24
+
+
+@dataclass(frozen=True)
+class MemorySchedule:
+    """When frames enter memory: every `mem_every` frames after the last memory frame or annotation
+    (Table 1 of the supplementary), optionally the previous frame as a temporary entry, top-k readout
+    (0 = full softmax) and a cap on memory frames per object group (None = unlimited, as in the paper)."""
+
+    mem_every: int = 5
+    include_last: bool = False
+    top_k: int = 20
+    max_mem_frames: Optional[int] = None
+
+
+@dataclass
+class _ObjectGroup:
+    """Objects first annotated at the same frame: they share memory keys and one affinity."""
+
+    indices: list[int]  # positions in the core's object list (0-based)
+    bank: MemoryBank
+
+
+class InferenceCore:
+    """Propagates object masks through a video, one frame at a time.
+
+    `object_ids` lists the objects known so far (the caller's labels, in order of appearance); the
+    probabilities returned by `step` are (K+1, H, W): background first, then `object_ids` in order.
+    """
+
+    def __init__(self, network: STCN, schedule: MemorySchedule = MemorySchedule()) -> None:
+        self.network = network
+        self.schedule = schedule
+        self.object_ids: list[int] = []
+        self.groups: list[_ObjectGroup] = []
+        self.frame_index = -1
+        self.last_memory_index: Optional[int] = None
+
+    def needs_next_frame(self, required: bool = True) -> bool:
+        """Whether the next frame must be processed: asked for, a memory frame, or kept as last frame.
+        Frames before the first annotation are never needed unless they carry it (the caller knows)."""
+        if self.last_memory_index is None:
+            return False
+        upcoming = self.frame_index + 1
+        is_memory = upcoming - self.last_memory_index >= self.schedule.mem_every
+        return required or is_memory or self.schedule.include_last
+
+    def skip(self) -> None:
+        """Advance past a frame without processing it."""
+        self.frame_index += 1
+
+    @torch.inference_mode()
+    def step(self, image: torch.Tensor, mask: Optional[Union[np.ndarray, torch.Tensor]] = None,
+             new_object_ids: Sequence[int] = (), is_last: bool = False) -> torch.Tensor:
+        """Segment the next frame; returns probabilities (K+1, H, W) over background and known objects.
+
+        image: normalised (3, H, W). mask: label map (H, W) holding the new objects (other labels are
+        ignored); new_object_ids: the labels of `mask` that are new objects (default: all non-zero
+        labels in it). is_last: the frame is not encoded into memory (no later frame needs it).
+        """
+        self.frame_index += 1
+        device = next(self.network.parameters()).device
+        padded, pads = pad_to_multiple(image.to(device).unsqueeze(0), 16)
+        features = self.network.encode_key(padded)
+        prob = self._propagate(features, padded.shape[-2:])  # K+1, H', W'
+        is_memory = False
+        if mask is not None:
+            prob = self._add_objects(prob, mask, new_object_ids, pads)
+            is_memory = True
+        elif self.last_memory_index is not None:
+            is_memory = self.frame_index - self.last_memory_index >= self.schedule.mem_every
+        if self.groups and not is_last and (is_memory or self.schedule.include_last):
+            self._memorise(padded, features, prob, temporary=not is_memory)
+            if is_memory:
+                self.last_memory_index = self.frame_index
+        return unpad(prob, pads)
+
+    def _propagate(self, features, size: torch.Size) -> torch.Tensor:
+        """Probabilities of the known objects from their memories, aggregated with the background."""
+        if not self.groups:
+            return features.key.new_ones(1, *size)
+        readouts = []
+        for group in self.groups:
+            memory_key, memory_value = group.bank.memory()
+            chunk = max(1, AFFINITY_BUDGET // memory_key.shape[2])
+            readouts.append(self.network.read_memory(
+                features.key, memory_key, memory_value, self.schedule.top_k, query_chunk=chunk
+            ))
+        readout = torch.cat(readouts, dim=1)  # 1, K, Cv, h, w: groups hold consecutive objects in order
+        object_prob = torch.sigmoid(self.network.decode(readout, features))[0]  # K, H', W'
+        return aggregate(object_prob, dim=0)
+
+    def _add_objects(self, prob: torch.Tensor, mask: Union[np.ndarray, torch.Tensor],
+                     new_object_ids: Sequence[int], pads) -> torch.Tensor:
+        """The new objects' masks replace what was predicted under them; the result is re-aggregated."""
+        labels = torch.as_tensor(np.asarray(mask), device=prob.device)
+        new_ids = [int(i) for i in (new_object_ids or labels.unique().tolist()) if int(i) != 0]
+        known = [i for i in new_ids if i in self.object_ids]
+        if known:
+            raise ValueError(f"objects {known} were already given at an earlier frame")
+        one_hot = torch.stack([labels == i for i in new_ids]).float()  # K_new, H, W
+        one_hot = torch.nn.functional.pad(one_hot, pads)
+        object_prob = prob[1:] * (one_hot.sum(dim=0) < 0.5)  # zero the old objects under the new masks
+        first_index = len(self.object_ids)
+        self.object_ids += new_ids
+        self.groups.append(_ObjectGroup(
+            list(range(first_index, len(self.object_ids))), MemoryBank(self.schedule.max_mem_frames)
+        ))
+        return aggregate(torch.cat([object_prob, one_hot]), dim=0)
+
+    def _memorise(self, padded: torch.Tensor, features, prob: torch.Tensor, temporary: bool) -> None:
+        """Encode every known object's value from its (soft) probability and add it to its group."""
+        values = self.network.encode_value(padded, features.f16, prob[1:].unsqueeze(0))  # 1, K, Cv, h, w
+        for group in self.groups:
+            group.bank.add(features.key, values[:, group.indices], temporary=temporary)

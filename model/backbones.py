@@ -1,0 +1,121 @@
+"""The two encoders: a ResNet-50 key encoder and a ResNet-18 value encoder with mask inputs.
+
+Both are truncated after layer3 (stride 16). ImageNet weights come from torchvision's weights API and
+are only used when asked for (`pretrained=True`); nothing is downloaded otherwise.
+"""
+import os
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from torchvision.models import ResNet18_Weights, ResNet50_Weights, resnet50
+from torchvision.models._api import WeightsEnum
+
+from model.modules import FeatureFusionBlock
+
+
+class PretrainedWeightsError(RuntimeError):
+    """ImageNet weights were asked for but cannot be had (offline and not cached)."""
+
+
+def imagenet_state_dict(weights: WeightsEnum) -> dict[str, torch.Tensor]:
+    """The torchvision ImageNet state dict, from the torch hub cache or downloaded there."""
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+    try:
+        return weights.get_state_dict(progress=True, check_hash=False)
+    except Exception as error:  # offline, proxy, corrupt file: all end the same way for the user
+        raise PretrainedWeightsError(
+            f"cannot load ImageNet weights {weights} ({type(error).__name__}: {error}). Put the file "
+            f"{os.path.basename(weights.url)} at {cached} (the cache under TORCH_HOME), "
+            f"or pass --no_pretrained to start from random weights."
+        ) from None
+
+
+class KeyEncoder(nn.Module):
+    """ResNet-50 stem and layer1-3; returns the stride-16, 8 and 4 features (1024, 512, 256 channels)."""
+
+    def __init__(self, pretrained: bool = False) -> None:
+        super().__init__()
+        resnet = resnet50(weights=None)
+        if pretrained:
+            resnet.load_state_dict(imagenet_state_dict(ResNet50_Weights.IMAGENET1K_V1))
+        self.conv1 = resnet.conv1
+        self.bn1 = resnet.bn1
+        self.relu = resnet.relu
+        self.maxpool = resnet.maxpool
+        self.res2 = resnet.layer1
+        self.layer2 = resnet.layer2
+        self.layer3 = resnet.layer3
+
+    def forward(self, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(frame))))
+        f4 = self.res2(x)
+        f8 = self.layer2(f4)
+        f16 = self.layer3(f8)
+        return f16, f8, f4
+
+
+class BasicBlock(nn.Module):
+    """ResNet BasicBlock whose convolutions carry biases (the released value-encoder layout)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride), nn.BatchNorm2d(out_channels)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + shortcut)
+
+
+def _resnet18_stage(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(BasicBlock(in_channels, out_channels, stride), BasicBlock(out_channels, out_channels))
+
+
+class ValueEncoder(nn.Module):
+    """ResNet-18 trunk over [RGB, mask(s)], fused with the frame's key feature into a 512-channel value.
+
+    `mask_channels` is 2 for the multi-object network (this object, sum of the others) and 1 for the
+    single-object network of stage 0.
+    """
+
+    def __init__(self, mask_channels: int = 2, pretrained: bool = False, key_channels: int = 1024,
+                 value_dim: int = 512) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3 + mask_channels, 64, kernel_size=7, stride=2, padding=3)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = _resnet18_stage(64, 64, 1)
+        self.layer2 = _resnet18_stage(64, 128, 2)
+        self.layer3 = _resnet18_stage(128, 256, 2)
+        self.fuser = FeatureFusionBlock(256 + key_channels, value_dim)
+        if pretrained:
+            self.load_imagenet()
+
+    def load_imagenet(self) -> None:
+        """Copy torchvision's ResNet-18 weights; the extra mask input channels start orthogonal."""
+        source = imagenet_state_dict(ResNet18_Weights.IMAGENET1K_V1)
+        conv1 = source["conv1.weight"]
+        extra = torch.empty(conv1.shape[0], self.conv1.in_channels - conv1.shape[1], *conv1.shape[2:])
+        nn.init.orthogonal_(extra)
+        source["conv1.weight"] = torch.cat([conv1, extra], dim=1)
+        own = self.state_dict()
+        self.load_state_dict({k: v for k, v in source.items() if k in own}, strict=False)
+
+    def forward(self, frame: torch.Tensor, masks: torch.Tensor, key_f16: torch.Tensor) -> torch.Tensor:
+        """frame (B, 3, H, W), masks (B, mask_channels, H, W), key_f16 (B, 1024, H/16, W/16)."""
+        x = self.conv1(torch.cat([frame, masks], dim=1))
+        x = self.maxpool(self.relu(self.bn1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fuser(x, key_f16)

@@ -1,0 +1,167 @@
+"""STCN: Space-Time Correspondence Network (Cheng et al., NeurIPS 2021).
+
+One class serves training and evaluation. A frame is key-encoded once (`encode_key`); each object's
+mask is value-encoded with the frame (`encode_value`); a query frame reads the memory through one
+affinity shared by all its objects (`read_memory`), is decoded per object (`decode`) and the objects
+are soft-aggregated (`segment`).
+
+Shapes: B batch, K objects, T memory frames, (h, w) = (H/16, W/16).
+"""
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from model import memory
+from model.aggregate import aggregate_logits
+from model.backbones import KeyEncoder, ValueEncoder
+from model.modules import KeyProjection, ResBlock, UpsampleBlock
+
+
+class KeyFeatures(NamedTuple):
+    """Everything the key encoder gives for a frame: computed once, used by every object."""
+
+    key: torch.Tensor  # B, Ck, h, w: the matching key
+    f16_thin: torch.Tensor  # B, 512, h, w: compressed stride-16 feature, concatenated to the readout
+    f16: torch.Tensor  # B, 1024, h, w: fused into memory values
+    f8: torch.Tensor  # B, 512, H/8, W/8: decoder skip
+    f4: torch.Tensor  # B, 256, H/4, W/4: decoder skip
+
+
+class Decoder(nn.Module):
+    """Readout (+ compressed key feature) at stride 16 -> one logit per pixel at full resolution."""
+
+    def __init__(self, in_channels: int = 1024) -> None:
+        super().__init__()
+        self.compress = ResBlock(in_channels, 512)
+        self.up_16_8 = UpsampleBlock(512, 512, 256)
+        self.up_8_4 = UpsampleBlock(256, 256, 256)
+        self.pred = nn.Conv2d(256, 1, kernel_size=3, padding=1)
+
+    def forward(self, x: torch.Tensor, f8: torch.Tensor, f4: torch.Tensor) -> torch.Tensor:
+        x = self.compress(x)
+        x = self.up_16_8(f8, x)
+        x = self.up_8_4(f4, x)
+        x = self.pred(F.relu(x))
+        return F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
+
+
+class STCN(nn.Module):
+    """The STCN network in the released checkpoint layout.
+
+    single_object: the stage-0 network, whose value encoder sees no "other objects" channel.
+    pretrained: initialise both backbones from torchvision's ImageNet weights (never downloads otherwise).
+    similarity: 'l2' (the paper) or 'dot' (the STM ablation of Table 1).
+    """
+
+    def __init__(self, single_object: bool = False, pretrained: bool = False, key_dim: int = 64,
+                 value_dim: int = 512, similarity: str = "l2") -> None:
+        super().__init__()
+        if similarity not in memory.SIMILARITIES:
+            raise ValueError(f"unknown similarity {similarity!r}; expected one of {memory.SIMILARITIES}")
+        self.single_object = single_object
+        self.similarity = similarity
+        self.key_encoder = KeyEncoder(pretrained)
+        self.value_encoder = ValueEncoder(1 if single_object else 2, pretrained, 1024, value_dim)
+        self.key_proj = KeyProjection(1024, key_dim)
+        self.key_comp = nn.Conv2d(1024, 512, kernel_size=3, padding=1)
+        self.decoder = Decoder(value_dim + 512)
+
+    def encode_key(self, frame: torch.Tensor) -> KeyFeatures:
+        """frame (B, 3, H, W), normalised, H and W multiples of 16."""
+        f16, f8, f4 = self.key_encoder(frame)
+        return KeyFeatures(self.key_proj(f16), self.key_comp(f16), f16, f8, f4)
+
+    def encode_value(self, frame: torch.Tensor, key_f16: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Memory values (B, K, Cv, h, w) of K objects from their masks (B, K, H, W) in one frame.
+
+        The multi-object network also sees, for each object, the sum of the other objects' masks.
+        """
+        batch, objects = masks.shape[:2]
+        own = masks.reshape(batch * objects, 1, *masks.shape[2:])
+        if self.single_object:
+            if objects != 1:
+                raise ValueError(f"the single-object network encodes one mask at a time, got {objects}")
+            mask_input = own
+        else:
+            others = masks.sum(dim=1, keepdim=True) - masks  # B, K, H, W
+            mask_input = torch.cat([own, others.reshape_as(own)], dim=1)
+        value = self.value_encoder(
+            frame.repeat_interleave(objects, dim=0), mask_input, key_f16.repeat_interleave(objects, dim=0)
+        )
+        return value.view(batch, objects, *value.shape[1:])
+
+    def read_memory(self, query_key: torch.Tensor, memory_key: torch.Tensor, memory_value: torch.Tensor,
+                    top_k: Optional[int] = None, query_chunk: Optional[int] = None) -> torch.Tensor:
+        """Readout (B, K, Cv, h, w) for every object from one affinity over the memory.
+
+        query_key (B, Ck, h, w); memory_key (B, Ck, T, h, w); memory_value (B, K, Cv, T, h, w).
+        With top_k, only the k best memory positions per query position are gathered, in chunks of
+        `query_chunk` positions, so memory use does not grow with memory size x frame size.
+        """
+        batch, objects, value_dim = memory_value.shape[:3]
+        height, width = query_key.shape[-2:]
+        keys = memory_key.flatten(start_dim=2)  # B, Ck, N
+        values = memory_value.reshape(batch, objects * value_dim, -1)  # B, K*Cv, N
+        queries = query_key.flatten(start_dim=2)  # B, Ck, P
+        chunk = query_chunk or queries.shape[2]
+        outputs = []
+        for start in range(0, queries.shape[2], chunk):
+            sim = memory.similarity(keys, queries[:, :, start:start + chunk], self.similarity)
+            if top_k:
+                weights, indices = memory.topk_softmax(sim, top_k)
+                outputs.append(memory.sparse_readout(weights, indices, values))
+            else:
+                outputs.append(memory.readout(torch.softmax(sim, dim=1), values))
+        readout = torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
+        return readout.view(batch, objects, value_dim, height, width)
+
+    def decode(self, readout: torch.Tensor, key_features: KeyFeatures) -> torch.Tensor:
+        """Per-object logits (B, K, H, W) from the readout (B, K, Cv, h, w) and the frame's features."""
+        batch, objects = readout.shape[:2]
+        thin = key_features.f16_thin.unsqueeze(1).expand(-1, objects, -1, -1, -1)
+        x = torch.cat([readout, thin], dim=2).flatten(end_dim=1)
+        logits = self.decoder(
+            x,
+            key_features.f8.repeat_interleave(objects, dim=0),
+            key_features.f4.repeat_interleave(objects, dim=0),
+        )
+        return logits.view(batch, objects, *logits.shape[-2:])
+
+    def segment(self, key_features: KeyFeatures, memory_key: torch.Tensor, memory_value: torch.Tensor,
+                selector: Optional[torch.Tensor] = None, top_k: Optional[int] = None,
+                query_chunk: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Aggregated logits (B, K+1, H, W) and object probabilities (B, K, H, W) of a query frame.
+
+        selector (B, K) zeroes objects that a training sample does not have.
+        """
+        readout = self.read_memory(key_features.key, memory_key, memory_value, top_k, query_chunk)
+        prob = torch.sigmoid(self.decode(readout, key_features))
+        if selector is not None:
+            prob = prob * selector[:, :, None, None]
+        logits = aggregate_logits(prob, dim=1)
+        return logits, torch.softmax(logits, dim=1)[:, 1:]
+
+    def forward(self, frames: torch.Tensor, first_masks: torch.Tensor,
+                selector: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
+        """Training pass: frame t is segmented from the memory of frames 0..t-1 (the paper uses T=3).
+
+        frames (B, T, 3, H, W); first_masks (B, K, H, W) ground truth of frame 0. Returns
+        `logits_t` (B, K+1, H, W) and `mask_t` (B, K, H, W) for t = 1..T-1; later frames' values are
+        encoded from the predicted probabilities.
+        """
+        num_frames = frames.shape[1]
+        features = [self.encode_key(frames[:, t]) for t in range(num_frames)]
+        keys = [features[0].key]
+        values = [self.encode_value(frames[:, 0], features[0].f16, first_masks)]
+        out = {}
+        for t in range(1, num_frames):
+            memory_key = torch.stack(keys, dim=2)  # B, Ck, t, h, w
+            memory_value = torch.stack(values, dim=3)  # B, K, Cv, t, h, w
+            logits, prob = self.segment(features[t], memory_key, memory_value, selector)
+            out[f"logits_{t}"], out[f"mask_{t}"] = logits, prob
+            if t < num_frames - 1:
+                keys.append(features[t].key)
+                values.append(self.encode_value(frames[:, t], features[t].f16, prob))
+        return out

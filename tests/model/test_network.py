@@ -1,0 +1,77 @@
+"""The network against the released layout and the reference implementation's training pass."""
+import numpy as np
+import pytest
+import torch
+
+from model.losses import stcn_loss
+from model.network import STCN
+
+
+def _reference_layout(reference_dir):
+    rows = (line.split("\t") for line in (reference_dir / "stcn_state_dict.tsv").read_text().splitlines())
+    return [(name, shape) for name, shape, _ in rows]
+
+
+def test_state_dict_has_the_released_keys_shapes_and_order(reference_dir):
+    layout = [(k, str(tuple(v.shape))) for k, v in STCN().state_dict().items()]
+    assert layout == _reference_layout(reference_dir)
+
+
+def test_single_object_network_differs_only_in_value_encoder_conv1():
+    multi, single = STCN().state_dict(), STCN(single_object=True).state_dict()
+    assert multi.keys() == single.keys()
+    differing = [k for k in multi if multi[k].shape != single[k].shape]
+    assert differing == ["value_encoder.conv1.weight"]
+    assert single["value_encoder.conv1.weight"].shape == (64, 4, 7, 7)
+
+
+def test_unknown_similarity_fails_at_construction():
+    with pytest.raises(ValueError, match="similarity"):
+        STCN(similarity="cosine")
+
+
+@pytest.fixture(scope="module")
+def train_pass(reference_dir, deterministic_stcn):
+    data = {k: torch.from_numpy(v) for k, v in np.load(reference_dir / "train_forward.npz").items()}
+    first_masks = torch.cat([data["gt"][:, 0], data["sec_gt"][:, 0]], dim=1)
+    with torch.no_grad():
+        out = deterministic_stcn(data["rgb"], first_masks, data["selector"])
+    return data, out
+
+
+@pytest.mark.parametrize("name", ["logits_1", "logits_2", "mask_1", "mask_2"])
+def test_training_pass_matches_reference(train_pass, name):
+    data, out = train_pass
+    expected = data[name]
+    assert out[name].shape == expected.shape
+    assert (out[name] - expected).abs().mean() <= 1e-4 * expected.abs().mean()
+
+
+@pytest.mark.parametrize("iteration", [0, 45000, 100000])
+def test_bootstrapped_loss_matches_reference(train_pass, iteration):
+    data, out = train_pass
+    losses = stcn_loss(out, data["gt"], data["sec_gt"], data["selector"], iteration)
+    expected = float(data[f"loss_it{iteration}"])
+    assert losses["total_loss"].item() == pytest.approx(expected, rel=1e-3)
+
+
+def test_chunked_topk_readout_equals_dense(deterministic_stcn):
+    gen = torch.Generator().manual_seed(3)
+    query_key = torch.randn(1, 64, 4, 6, generator=gen)
+    memory_key = torch.randn(1, 64, 3, 4, 6, generator=gen)
+    memory_value = torch.randn(1, 2, 512, 3, 4, 6, generator=gen)
+    dense = deterministic_stcn.read_memory(query_key, memory_key, memory_value, top_k=5)
+    chunked = deterministic_stcn.read_memory(query_key, memory_key, memory_value, top_k=5, query_chunk=7)
+    torch.testing.assert_close(chunked, dense)
+    full = deterministic_stcn.read_memory(query_key, memory_key, memory_value)
+    assert full.shape == (1, 2, 512, 4, 6)
+
+
+def test_single_object_training_pass_runs_and_backpropagates():
+    net = STCN(single_object=True)
+    frames = torch.randn(1, 3, 3, 32, 32)
+    gt = (torch.rand(1, 3, 1, 32, 32) > 0.5).float()
+    out = net(frames, gt[:, 0])
+    assert out["logits_2"].shape == (1, 2, 32, 32) and out["mask_1"].shape == (1, 1, 32, 32)
+    stcn_loss(out, gt, None, None, 0)["total_loss"].backward()
+    assert net.value_encoder.conv1.weight.grad is not None
