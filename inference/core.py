@@ -31,6 +31,23 @@ class MemorySchedule:
     top_k: int = 20
     max_mem_frames: Optional[int] = None
 
+    def is_memory_frame(self, index: int, last_memory_index: Optional[int]) -> bool:
+        """Whether an unannotated frame enters memory for good."""
+        return last_memory_index is not None and index - last_memory_index >= self.mem_every
+
+
+def plan_frames(annotated: Sequence[bool], required: Sequence[bool], schedule: MemorySchedule) -> list[bool]:
+    """Which frames of a video must be processed: annotated ones, and after the first annotation
+    those asked for, memory frames, and (with include_last) all. Reading can then skip the rest."""
+    plan = []
+    last_memory = None
+    for index, (has_mask, wanted) in enumerate(zip(annotated, required)):
+        is_memory = has_mask or schedule.is_memory_frame(index, last_memory)
+        plan.append(has_mask or (last_memory is not None and (wanted or is_memory or schedule.include_last)))
+        if is_memory:
+            last_memory = index
+    return plan
+
 
 @dataclass
 class _ObjectGroup:
@@ -55,17 +72,8 @@ class InferenceCore:
         self.frame_index = -1
         self.last_memory_index: Optional[int] = None
 
-    def needs_next_frame(self, required: bool = True) -> bool:
-        """Whether the next frame must be processed: asked for, a memory frame, or kept as last frame.
-        Frames before the first annotation are never needed unless they carry it (the caller knows)."""
-        if self.last_memory_index is None:
-            return False
-        upcoming = self.frame_index + 1
-        is_memory = upcoming - self.last_memory_index >= self.schedule.mem_every
-        return required or is_memory or self.schedule.include_last
-
     def skip(self) -> None:
-        """Advance past a frame without processing it."""
+        """Advance past a frame without processing it (see `plan_frames`)."""
         self.frame_index += 1
 
     @torch.inference_mode()
@@ -82,12 +90,9 @@ class InferenceCore:
         padded, pads = pad_to_multiple(image.to(device).unsqueeze(0), 16)
         features = self.network.encode_key(padded)
         prob = self._propagate(features, padded.shape[-2:])  # K+1, H', W'
-        is_memory = False
+        is_memory = mask is not None or self.schedule.is_memory_frame(self.frame_index, self.last_memory_index)
         if mask is not None:
             prob = self._add_objects(prob, mask, new_object_ids, pads)
-            is_memory = True
-        elif self.last_memory_index is not None:
-            is_memory = self.frame_index - self.last_memory_index >= self.schedule.mem_every
         if self.groups and not is_last and (is_memory or self.schedule.include_last):
             self._memorise(padded, features, prob, temporary=not is_memory)
             if is_memory:

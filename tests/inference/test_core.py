@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from inference.core import InferenceCore, MemorySchedule
+from inference.core import InferenceCore, MemorySchedule, plan_frames
 from util.image import normalise
 from util.reference import segment_reference_clip
 
@@ -69,14 +69,10 @@ def test_late_object_starts_its_own_memory_and_takes_over_its_pixels(clip, deter
         core.step(normalise(clip["frames"][6]), late)
 
 
-def test_needs_next_frame_follows_the_schedule(clip, deterministic_stcn):
-    core = InferenceCore(deterministic_stcn, MemorySchedule(mem_every=5))
-    assert not core.needs_next_frame()  # nothing to propagate before the first annotation
-    core.skip()
-    core.step(normalise(clip["frames"][1]), clip["first_mask"])
-    needed = []
-    for _ in range(5):
-        needed.append(core.needs_next_frame(required=False))
-        core.skip()
-    assert needed == [False, False, False, False, True]  # frame 6 is five frames after the annotation
-    assert core.needs_next_frame(required=True)
+def test_plan_skips_frames_that_are_neither_asked_for_nor_memory():
+    annotated = [False, True, False, False, False, False, False, False, True, False, False, False]
+    required = [False, True, False, False, False, False, True, False, True, False, False, True]
+    plan = plan_frames(annotated, required, MemorySchedule(mem_every=3))
+    # 0 before the annotation; 4 and 7 are memory frames (3 after 1 and after 4); 8 annotated resets
+    assert plan == [False, True, False, False, True, False, True, True, True, False, False, True]
+    assert all(plan_frames(annotated, required, MemorySchedule(mem_every=3, include_last=True))[1:])

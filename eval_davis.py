@@ -1,0 +1,61 @@
+"""Evaluate STCN on DAVIS 2017 (val / test-dev) or DAVIS 2016 (val, all objects merged into one).
+
+Writes <output>/<sequence>/<frame>.png (indexed, the annotations' palette, annotation size),
+<output>/timing.json, with --zip <output>/submission.zip for the DAVIS server, and with --evaluate the
+J&F tables (ground truth needed). Example:
+  python eval_davis.py --model saves/stcn.pth --davis_path ../DAVIS/2017 --output output/d17
+"""
+import argparse
+from pathlib import Path
+
+from inference.runner import load_network, run_videos, summarise, write_zip
+from inference.sources import davis_videos
+from util.config import EvalConfig, add_inference_args, run_cli
+from util.distributed import barrier, cleanup, init_distributed, rank_and_world
+from util.fileio import InputError
+from util.metrics import evaluate_davis, format_tables
+
+SPLITS = {"val": ("trainval", "val"), "testdev": ("test-dev", "test-dev")}
+
+
+def dataset_root(davis_path: Path, split: str) -> Path:
+    """`<davis_path>/trainval` (or `test-dev`), or `davis_path` itself if it already is that folder."""
+    for root in (davis_path / SPLITS[split][0], davis_path):
+        if (root / "ImageSets").is_dir():
+            return root
+    raise InputError(f"{davis_path}: no {SPLITS[split][0]}/ImageSets folder (is --davis_path the DAVIS root?)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--davis_path", type=Path, default=Path("../DAVIS/2017"))
+    parser.add_argument("--split", choices=tuple(SPLITS), default="val")
+    parser.add_argument("--year", type=int, choices=(2016, 2017), default=2017)
+    parser.add_argument("--resolution", choices=("480", "full"), default="480",
+                        help="frames and annotations from 480p or Full-Resolution")
+    parser.add_argument("--zip", action="store_true", help="also write submission.zip for the DAVIS server")
+    parser.add_argument("--evaluate", action="store_true", help="compute J&F against the ground truth")
+    add_inference_args(parser)
+    args = parser.parse_args()
+    config = EvalConfig.from_args(args)
+    root = dataset_root(args.davis_path, args.split)
+    videos = davis_videos(root, SPLITS[args.split][1], args.year, "480p" if args.resolution == "480" else "Full-Resolution")
+    network = load_network(config.model, config.options.device, config.similarity)
+    init_distributed(config.options.device)
+    timings = run_videos(network, videos, config.schedule, config.output, config.options)
+    barrier()
+    if rank_and_world()[0] == 0:
+        summary = summarise(timings, config.output / "timing.json")
+        print(f"{summary['frames']} frames in {summary['seconds']:.1f} s: {summary['fps']:.2f} FPS "
+              f"(multi-object, IO excluded)")
+        if args.zip:
+            write_zip(config.output, config.output / "submission.zip")
+        if args.evaluate:
+            print(format_tables(evaluate_davis(root, config.output, SPLITS[args.split][1], args.year),
+                                SPLITS[args.split][1]))
+    cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,220 @@
+"""Runs the propagation core over videos: read ahead, segment, resize back, write, time.
+
+One loop serves DAVIS, YouTubeVOS, generic folders and video files. A video's masks are written to a
+temporary folder that is renamed when the video is complete, so an output folder never holds a
+half-written sequence.
+"""
+import json
+import time
+import zipfile
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torchvision.transforms.functional import InterpolationMode, resize
+from tqdm import tqdm
+
+from inference.core import InferenceCore, MemorySchedule, plan_frames
+from inference.prefetch import read_ahead
+from inference.sources import Video, iterate_frames
+from model.checkpoint import load_weights
+from model.network import STCN
+from util.distributed import rank_and_world
+from util.fileio import InputError, atomic_dir, atomic_path
+from util.image import normalise
+from util.palette import DAVIS_PALETTE, read_indexed_png, write_indexed_png
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: device, mixed precision, processing size (shorter side; None = as stored), overlay."""
+
+    device: torch.device = torch.device("cpu")
+    amp: bool = False
+    size: Optional[int] = None
+    overlay: bool = False
+
+
+@dataclass
+class VideoTiming:
+    """Frames processed and seconds spent on them (reading and writing excluded)."""
+
+    name: str
+    frames: int
+    seconds: float
+
+
+def autocast(options: RunOptions):
+    """fp16 autocast on CUDA and bf16 on the CPU when `amp` is set."""
+    if not options.amp:
+        return nullcontext()
+    dtype = torch.float16 if options.device.type == "cuda" else torch.bfloat16
+    return torch.autocast(options.device.type, dtype=dtype)
+
+
+def _palette_of(video: Video) -> list[int]:
+    """The palette of the video's first given mask (written masks use it), else the DAVIS palette."""
+    first = next((f.mask_path for f in video.frames if f.mask_path is not None), video.first_mask)
+    if first is not None and first.suffix.lower() == ".png":
+        try:
+            palette = read_indexed_png(first)[1]
+        except InputError:
+            palette = None
+        if palette:
+            return palette + [0] * (768 - len(palette))
+    return DAVIS_PALETTE
+
+
+def _segment_frame(core: InferenceCore, image: np.ndarray, mask: Optional[np.ndarray], is_last: bool,
+                   options: RunOptions) -> torch.Tensor:
+    """Probabilities (K+1, H, W) at the frame's stored size, processed at `options.size`."""
+    height, width = image.shape[:2]
+    x = normalise(image).to(options.device)
+    new_ids = ()
+    if mask is not None:
+        new_ids = [int(i) for i in np.unique(mask) if i != 0]  # before resizing: tiny objects stay objects
+        mask = torch.from_numpy(mask).to(options.device)
+    if options.size:
+        x = resize(x, options.size, InterpolationMode.BICUBIC, antialias=True)
+        if mask is not None:
+            mask = resize(mask[None], options.size, InterpolationMode.NEAREST)[0]
+    with autocast(options):
+        prob = core.step(x, mask, new_ids, is_last=is_last).float()
+    if prob.shape[-2:] != (height, width):
+        prob = F.interpolate(prob[None], (height, width), mode="bilinear", align_corners=False)[0]
+    return prob
+
+
+def segment_video(network: STCN, video: Video, schedule: MemorySchedule, out_dir: Path,
+                  options: RunOptions = RunOptions()) -> VideoTiming:
+    """Segment one video and write `out_dir/<video>/<frame>.png` (and an overlay video if asked)."""
+    plan = plan_frames(video.annotated(), [f.required for f in video.frames], schedule)
+    if not any(plan):
+        raise InputError(f"video {video.name}: no annotated frame to start from")
+    last_planned = max(i for i, p in enumerate(plan) if p)
+    palette = _palette_of(video)
+    core = InferenceCore(network, schedule)
+    colours = np.array(palette, dtype=np.uint8).reshape(-1, 3)
+    frames_done, seconds = 0, 0.0
+    unprocessed_required = [f.name for f, p in zip(video.frames, plan) if f.required and not p]
+    with atomic_dir(out_dir / video.name) as folder, _OverlayWriter(out_dir, video, options) as overlay, \
+            tqdm(total=sum(plan), desc=video.name, unit="frame", leave=False) as progress:
+        for index, image, mask in read_ahead(iterate_frames(video, plan)):
+            while core.frame_index < index - 1:
+                core.skip()
+            _synchronise(options.device)
+            start = time.perf_counter()
+            prob = _segment_frame(core, image, mask, index == last_planned, options)
+            lookup = torch.tensor([0] + core.object_ids, dtype=torch.uint8, device=prob.device)
+            labels = lookup[prob.argmax(dim=0)].cpu().numpy()
+            seconds += time.perf_counter() - start
+            frames_done += 1
+            if video.frames[index].required:
+                write_indexed_png(folder / f"{video.frames[index].name}.png", labels, palette)
+            overlay.add(image, colours[labels], labels > 0)
+            progress.update()
+        # Frames asked for before the first annotation have no object yet (only with --output_all).
+        for name in unprocessed_required:
+            write_indexed_png(folder / f"{name}.png", np.zeros(labels.shape, np.uint8), palette)
+    return VideoTiming(video.name, frames_done, seconds)
+
+
+def _synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _OverlayWriter:
+    """An mp4 of the frames with the masks blended in (`--overlay`), for people to look at."""
+
+    def __init__(self, out_dir: Path, video: Video, options: RunOptions) -> None:
+        self.path = out_dir / f"{video.name}_overlay.mp4"
+        self.enabled = options.overlay
+        self.fps = _video_fps(video.video_file) if video.video_file else 24.0
+        self.writer = None
+        self._context = None
+
+    def __enter__(self) -> "_OverlayWriter":
+        if self.enabled:
+            self._context = atomic_path(self.path)
+            self.temporary = self._context.__enter__()
+        return self
+
+    def add(self, image: np.ndarray, colour: np.ndarray, foreground: np.ndarray) -> None:
+        if not self.enabled:
+            return
+        if self.writer is None:
+            height, width = image.shape[:2]
+            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+            self.writer = cv2.VideoWriter(str(self.temporary), fourcc, self.fps, (width, height))
+        blend = image.astype(np.float32)
+        blend[foreground] = 0.5 * blend[foreground] + 0.5 * colour[foreground]
+        self.writer.write(cv2.cvtColor(blend.astype(np.uint8), cv2.COLOR_RGB2BGR))
+
+    def __exit__(self, *exc) -> None:
+        if not self.enabled:
+            return
+        if self.writer is not None:
+            self.writer.release()
+        self._context.__exit__(*exc)
+
+
+def _video_fps(path: Path) -> float:
+    capture = cv2.VideoCapture(str(path))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 24.0
+    capture.release()
+    return fps
+
+
+def summarise(timings: list[VideoTiming], out_path: Optional[Path] = None) -> dict:
+    """Total frames, processing seconds and amortised multi-object FPS; written as JSON if asked."""
+    frames = sum(t.frames for t in timings)
+    seconds = sum(t.seconds for t in timings)
+    summary = {
+        "videos": len(timings),
+        "frames": frames,
+        "seconds": seconds,
+        "fps": frames / seconds if seconds > 0 else 0.0,
+        "per_video": {t.name: {"frames": t.frames, "seconds": t.seconds} for t in timings},
+    }
+    if out_path is not None:
+        with atomic_path(out_path) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def load_network(weights: Path, device: torch.device, similarity: str = "l2") -> STCN:
+    """The evaluation network: released or own weights (stage-0 weights widened with zeros), eval mode."""
+    network = STCN(similarity=similarity)
+    load_weights(network, weights, for_training=False)
+    return network.eval().to(device)
+
+
+def run_videos(network: STCN, videos: list[Video], schedule: MemorySchedule, out_dir: Path,
+               options: RunOptions = RunOptions()) -> list[VideoTiming]:
+    """Segment this process's share of `videos` (all of them without torchrun); timings of all ranks."""
+    rank, world = rank_and_world()
+    mine = videos[rank::world]
+    with tqdm(mine, desc=f"videos (rank {rank})" if world > 1 else "videos", unit="video") as bar:
+        timings = [segment_video(network, video, schedule, out_dir, options) for video in bar]
+    if dist.is_available() and dist.is_initialized():
+        gathered: list = [None] * world
+        dist.all_gather_object(gathered, timings)
+        timings = [t for part in gathered for t in part]
+    return timings
+
+
+def write_zip(folder: Path, zip_path: Path, arcname_root: str = "") -> None:
+    """Zip every PNG under `folder` (paths relative to it, under `arcname_root`), atomically."""
+    with atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*.png")):
+            relative = path.relative_to(folder)
+            if any(part.startswith(".") for part in relative.parts):
+                continue  # temporary folders of an unfinished run
+            archive.write(path, str(Path(arcname_root) / relative))

@@ -1,0 +1,197 @@
+"""Frame sources: what a video is made of (frame files or a video file, masks, frames to output).
+
+A `Video` only describes the frames; pixels are read lazily, one frame at a time, by the runner's
+background reader, so that no source ever holds a whole video in memory.
+"""
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from util.fileio import InputError
+from util.palette import read_indexed_png
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@dataclass
+class FrameInfo:
+    """One frame of a video: where its pixels are, its given mask (if any), and whether to output it."""
+
+    name: str  # output file stem, e.g. "00000"
+    image_path: Optional[Path] = None  # None for frames of a video file
+    mask_path: Optional[Path] = None
+    required: bool = True
+
+
+@dataclass
+class Video:
+    """A video to segment. `merge_labels` turns every object into label 1 (DAVIS 2016)."""
+
+    name: str
+    frames: list[FrameInfo]
+    video_file: Optional[Path] = None
+    first_mask: Optional[Path] = None  # the mask of frame 0 of a video file
+    merge_labels: bool = False
+    palette: Optional[list[int]] = field(default=None, repr=False)
+
+    def annotated(self) -> list[bool]:
+        return [f.mask_path is not None or (i == 0 and self.first_mask is not None)
+                for i, f in enumerate(self.frames)]
+
+
+def read_image(path: Path) -> np.ndarray:
+    """uint8 RGB (H, W, 3); InputError naming the file if it cannot be decoded."""
+    try:
+        with Image.open(path) as image:
+            return np.array(image.convert("RGB"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such image") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InputError(f"{path}: cannot read the image ({error})") from None
+
+
+def read_mask(path: Path, merge_labels: bool = False) -> np.ndarray:
+    """A given mask as a label map: an indexed PNG (or 8-bit grey labels); void (255) becomes 0."""
+    try:
+        labels, _ = read_indexed_png(path)
+    except InputError:
+        with Image.open(path) as image:
+            if image.mode != "L":
+                raise
+            labels = np.asarray(image)
+    labels = np.where(labels == 255, 0, labels).astype(np.uint8)
+    return (labels > 0).astype(np.uint8) if merge_labels else labels
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The frame files of a folder in name order; InputError if the folder is missing or empty."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such frame folder")
+    frames = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not frames:
+        raise InputError(f"{folder}: empty sequence (no .jpg/.png frames)")
+    return frames
+
+
+def read_list(path: Path) -> list[str]:
+    """Sequence names from an ImageSets-style list file."""
+    if not path.is_file():
+        raise InputError(f"{path}: sequence list not found (is the dataset root right?)")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def davis_videos(root: Path, subset: str, year: int = 2017, resolution: str = "480p") -> list[Video]:
+    """DAVIS: `ImageSets/<year>/<subset>.txt`, frames in `JPEGImages/<res>`, only frame 0's mask used."""
+    names = read_list(root / "ImageSets" / str(year) / f"{subset}.txt")
+    videos = []
+    for name in names:
+        images = list_images(root / "JPEGImages" / resolution / name)
+        first_mask = root / "Annotations" / resolution / name / f"{images[0].stem}.png"
+        if not first_mask.is_file():
+            raise InputError(f"{first_mask}: first-frame mask not found")
+        frames = [FrameInfo(p.stem, p) for p in images]
+        frames[0].mask_path = first_mask
+        videos.append(Video(name, frames, merge_labels=year == 2016))
+    return videos
+
+
+def youtube_videos(root: Path, split: str, output_all: bool = False) -> list[Video]:
+    """YouTubeVOS: every frame from `all_frames/<split>_all_frames`, masks where objects first appear,
+    output only the frames `<split>/meta.json` asks for (all with `output_all`)."""
+    meta_path = root / split / "meta.json"
+    if not meta_path.is_file():
+        raise InputError(f"{meta_path}: not found (is --yv_path the YouTubeVOS root?)")
+    try:
+        meta = json.loads(meta_path.read_text())["videos"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise InputError(f"{meta_path}: not a YouTubeVOS meta.json ({error})") from None
+    frame_root = root / "all_frames" / f"{split}_all_frames" / "JPEGImages"
+    videos = []
+    for name in sorted(meta):
+        asked = {f for obj in meta[name]["objects"].values() for f in obj["frames"]}
+        mask_dir = root / split / "Annotations" / name
+        masks = {p.stem: p for p in mask_dir.glob("*.png")}
+        if not masks:
+            raise InputError(f"{mask_dir}: no annotation PNGs for video {name}")
+        frames = [FrameInfo(p.stem, p, masks.get(p.stem), output_all or p.stem in asked)
+                  for p in list_images(frame_root / name)]
+        missing = sorted(set(masks) - {f.name for f in frames})
+        if missing:
+            raise InputError(f"{mask_dir / (missing[0] + '.png')}: annotation without a frame in {frame_root / name}")
+        videos.append(Video(name, frames))
+    return videos
+
+
+def folder_videos(root: Path) -> list[Video]:
+    """Any folder in the DAVIS (`JPEGImages/480p/<video>`) or YouTube (`JPEGImages/<video>`) layout:
+    every annotation PNG introduces the objects not seen before; every frame is output."""
+    image_root = root / "JPEGImages"
+    if (image_root / "480p").is_dir():
+        image_root, mask_root = image_root / "480p", root / "Annotations" / "480p"
+    else:
+        mask_root = root / "Annotations"
+    if not image_root.is_dir():
+        raise InputError(f"{image_root}: no JPEGImages folder (expected a DAVIS or YouTubeVOS layout)")
+    videos = []
+    for folder in sorted(p for p in image_root.iterdir() if p.is_dir()):
+        masks = {p.stem: p for p in (mask_root / folder.name).glob("*.png")}
+        frames = [FrameInfo(p.stem, p, masks.get(p.stem)) for p in list_images(folder)]
+        if frames[0].mask_path is None and not masks:
+            raise InputError(f"{mask_root / folder.name}: no annotation for video {folder.name}")
+        videos.append(Video(folder.name, frames))
+    if not videos:
+        raise InputError(f"{image_root}: no video folders")
+    return videos
+
+
+def video_file(path: Path, first_mask: Path) -> Video:
+    """A video file (read with OpenCV) with the mask of its first frame."""
+    capture = cv2.VideoCapture(str(path))
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    capture.release()
+    if count <= 0:
+        raise InputError(f"{path}: cannot read the video (missing, empty or unsupported)")
+    if not first_mask.is_file():
+        raise InputError(f"{first_mask}: first-frame mask not found")
+    frames = [FrameInfo(f"{i:05d}") for i in range(count)]
+    return Video(path.stem, frames, video_file=path, first_mask=first_mask)
+
+
+def iterate_frames(video: Video, plan: list[bool]) -> Iterator[tuple[int, np.ndarray, Optional[np.ndarray]]]:
+    """Yield (index, RGB image, mask or None) for the planned frames, checking mask and image sizes."""
+    reader = _video_reader(video.video_file) if video.video_file else None
+    for index, (frame, wanted) in enumerate(zip(video.frames, plan)):
+        image = next(reader, None) if reader else None
+        if reader and image is None:
+            raise InputError(f"{video.video_file}: the video ended at frame {index} of {len(video.frames)}")
+        if not wanted:
+            continue
+        if image is None:
+            image = read_image(frame.image_path)
+        mask_path = video.first_mask if (reader and index == 0) else frame.mask_path
+        mask = None
+        if mask_path is not None:
+            mask = read_mask(mask_path, video.merge_labels)
+            if mask.shape != image.shape[:2]:
+                raise InputError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its frame "
+                                 f"is {image.shape[1]}x{image.shape[0]}")
+        yield index, image, mask
+
+
+def _video_reader(path: Path) -> Iterator[np.ndarray]:
+    """Frames of a video file as RGB arrays, decoded one at a time."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+

@@ -1,0 +1,217 @@
+"""eval_davis.py, eval_youtube.py and eval_generic.py end to end on generated data."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dataset.synthetic_layouts import SyntheticSpec, write_layout
+from eval_helpers import ROOT, run_script
+from util.palette import read_indexed_png, write_indexed_png
+from util.reference import deterministic_stcn
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory, reference_dir):
+    path = tmp_path_factory.mktemp("weights") / "stcn.pth"
+    torch.save(deterministic_stcn(reference_dir).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def davis_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("davis") / "DAVIS" / "2017"
+    # 72 x 100 is not a multiple of 16: exercises padding and un-padding
+    write_layout("davis", root / "trainval", SyntheticSpec(videos=4, frames=6, size=(72, 100), max_objects=3,
+                                                          seed=1, progress=False))
+    return root
+
+
+@pytest.fixture(scope="session")
+def youtube_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("youtube") / "YouTube"
+    write_layout("youtube", root, SyntheticSpec(videos=2, frames=12, size=(64, 112), max_objects=3, seed=2,
+                                                progress=False))
+    return root
+
+
+def _sequences(davis_root):
+    return (davis_root / "trainval" / "ImageSets" / "2017" / "val.txt").read_text().split()
+
+
+def test_davis_2017_writes_every_frame_zip_timing_and_jf(davis_root, weights, tmp_path):
+    out = tmp_path / "d17"
+    result = run_script("eval_davis.py", "--model", weights, "--davis_path", davis_root, "--output", out,
+                        "--zip", "--evaluate")
+    assert "FPS" in result.stdout and "J&F-Mean" in result.stdout
+    for seq in _sequences(davis_root):
+        annotations = davis_root / "trainval" / "Annotations" / "480p" / seq
+        written = sorted(p.name for p in (out / seq).iterdir())
+        assert written == sorted(p.name for p in annotations.iterdir())
+        labels, palette = read_indexed_png(out / seq / "00003.png")
+        first, gt_palette = read_indexed_png(annotations / "00000.png")
+        assert labels.shape == (72, 100) and palette[:30] == gt_palette[:30]
+        assert set(np.unique(labels)) <= set(np.unique(first))
+        # frame 0 is the given mask
+        assert np.array_equal(read_indexed_png(out / seq / "00000.png")[0], first)
+    names = zipfile.ZipFile(out / "submission.zip").namelist()
+    assert f"{_sequences(davis_root)[0]}/00000.png" in names and all(n.endswith(".png") for n in names)
+    timing = json.loads((out / "timing.json").read_text())
+    assert timing["frames"] == 6 * len(_sequences(davis_root)) and timing["fps"] > 0
+    assert 0 <= json.loads((out / "results.json").read_text())["J&F-Mean"] <= 1
+
+
+def test_davis_2016_merges_objects(davis_root, weights, tmp_path):
+    out = tmp_path / "d16"
+    run_script("eval_davis.py", "--model", weights, "--davis_path", davis_root, "--output", out, "--year", "2016",
+               "--top", "0", "--mem_every", "2", "--include_last")
+    names = (davis_root / "trainval" / "ImageSets" / "2016" / "val.txt").read_text().split()
+    for seq in names:
+        first = read_indexed_png(out / seq / "00000.png")[0]
+        gt = read_indexed_png(davis_root / "trainval" / "Annotations" / "480p" / seq / "00000.png")[0]
+        assert np.array_equal(first, (gt > 0).astype(np.uint8))
+        for frame in (out / seq).iterdir():
+            assert set(np.unique(read_indexed_png(frame)[0])) <= {0, 1}
+
+
+def test_youtube_writes_asked_frames_with_original_ids_and_zip(youtube_root, weights, tmp_path):
+    out = tmp_path / "yv"
+    run_script("eval_youtube.py", "--model", weights, "--yv_path", youtube_root, "--output", out, "--size", "48")
+    meta = json.loads((youtube_root / "valid" / "meta.json").read_text())["videos"]
+    zipped = set(zipfile.ZipFile(out / "submission.zip").namelist())
+    for name, video in meta.items():
+        asked = sorted({f for obj in video["objects"].values() for f in obj["frames"]})
+        assert sorted(p.stem for p in (out / "Annotations" / name).iterdir()) == asked
+        assert {f"Annotations/{name}/{f}.png" for f in asked} <= zipped
+        ids = {int(i) for i in video["objects"]}
+        for annotation in (youtube_root / "valid" / "Annotations" / name).iterdir():
+            given = read_indexed_png(annotation)[0]
+            output = read_indexed_png(out / "Annotations" / name / annotation.name)[0]
+            assert output.shape == given.shape == (64, 112)
+            assert set(np.unique(output)) - {0} <= ids
+            new = given > 0  # the given mask takes over its pixels (up to resizing at the borders)
+            assert (output[new] == given[new]).mean() > 0.9
+
+
+def test_youtube_output_all_writes_every_frame(youtube_root, weights, tmp_path):
+    out = tmp_path / "yv_all"
+    run_script("eval_youtube.py", "--model", weights, "--yv_path", youtube_root, "--output", out, "--output_all",
+               "--size", "48")
+    for video in (youtube_root / "all_frames" / "valid_all_frames" / "JPEGImages").iterdir():
+        assert len(list((out / "Annotations" / video.name).iterdir())) == 12
+
+
+def test_generic_folder_reproduces_the_reference_clip(reference_dir, weights, tmp_path):
+    clip = np.load(reference_dir / "inference_2obj.npz")
+    data = tmp_path / "mine"
+    for t, frame in enumerate(clip["frames"]):  # lossless frames: the output must equal the reference's
+        (data / "JPEGImages" / "clip").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(frame).save(data / "JPEGImages" / "clip" / f"{t:05d}.png")
+    write_indexed_png(data / "Annotations" / "clip" / "00000.png", clip["first_mask"])
+    out = tmp_path / "out"
+    run_script("eval_generic.py", "--model", weights, "--data_path", data, "--output", out, "--overlay")
+    labels = np.stack([read_indexed_png(out / "clip" / f"{t:05d}.png")[0] for t in range(10)])
+    assert (labels == clip["expected_labels"]).mean() >= 0.999
+    assert (out / "clip_overlay.mp4").stat().st_size > 0
+
+
+def test_generic_video_file_with_first_mask(reference_dir, weights, tmp_path):
+    import cv2
+
+    clip = np.load(reference_dir / "inference_2obj.npz")
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"FFV1"), 10, (160, 96))  # lossless
+    for frame in clip["frames"]:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    mask = tmp_path / "first.png"
+    write_indexed_png(mask, clip["first_mask"])
+    out = tmp_path / "out"
+    run_script("eval_generic.py", "--model", weights, "--video", video, "--mask", mask, "--output", out, "--overlay")
+    assert len(list((out / "clip").glob("*.png"))) == 10
+    assert (out / "clip_overlay.mp4").is_file()
+    labels = np.stack([read_indexed_png(out / "clip" / f"{t:05d}.png")[0] for t in range(10)])
+    assert (labels == clip["expected_labels"]).mean() >= 0.999
+
+
+def test_torchrun_splits_videos_across_processes(davis_root, weights, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29731",
+               str(ROOT / "eval_davis.py"), "--model", str(weights), "--davis_path", str(davis_root),
+               "--output", str(out), "--device", "cpu"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(_sequences(davis_root))
+    timing = json.loads((out / "timing.json").read_text())
+    assert timing["videos"] == len(_sequences(davis_root))
+    assert "videos (rank 1)" in result.stderr
+
+
+def _broken_copy(davis_root, tmp_path):
+    root = tmp_path / "DAVIS" / "2017"
+    shutil.copytree(davis_root, root)
+    seq = _sequences(davis_root)[0]
+    return root, seq, root / "trainval" / "Annotations" / "480p" / seq, root / "trainval" / "JPEGImages" / "480p" / seq
+
+
+def _expect_failure(weights, root, tmp_path, fragment):
+    out = tmp_path / "out"
+    result = run_script("eval_davis.py", "--model", weights, "--davis_path", root, "--output", out, check=False)
+    assert result.returncode == 2, result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]  # progress bars may come before it
+    assert last_line.startswith("error: ") and fragment in last_line
+    assert "Traceback" not in result.stderr
+    leftovers = [p for p in out.rglob("*") if p.is_dir()] if out.exists() else []
+    assert not [p for p in leftovers if p.name.startswith(".")], "temporary folders left behind"
+    return out
+
+
+def test_missing_first_frame_mask(davis_root, weights, tmp_path):
+    root, _, annotations, _ = _broken_copy(davis_root, tmp_path)
+    (annotations / "00000.png").unlink()
+    _expect_failure(weights, root, tmp_path, str(annotations / "00000.png"))
+
+
+def test_mask_and_image_sizes_differ(davis_root, weights, tmp_path):
+    root, seq, annotations, _ = _broken_copy(davis_root, tmp_path)
+    labels, palette = read_indexed_png(annotations / "00000.png")
+    write_indexed_png(annotations / "00000.png", labels[:40], palette)
+    out = _expect_failure(weights, root, tmp_path, "00000.png: mask is 100x40 but its frame is 100x72")
+    assert not (out / seq).exists()
+
+
+def test_rgb_mask_is_refused(davis_root, weights, tmp_path):
+    root, _, annotations, _ = _broken_copy(davis_root, tmp_path)
+    Image.open(annotations / "00000.png").convert("RGB").save(annotations / "00000.png")
+    _expect_failure(weights, root, tmp_path, "not an indexed (palette) PNG")
+
+
+def test_unreadable_image_leaves_no_half_written_sequence(davis_root, weights, tmp_path):
+    root, seq, _, images = _broken_copy(davis_root, tmp_path)
+    (images / "00004.jpg").write_bytes(b"not a jpeg")
+    out = _expect_failure(weights, root, tmp_path, str(images / "00004.jpg"))
+    assert not (out / seq).exists()
+
+
+def test_empty_sequence(davis_root, weights, tmp_path):
+    root, _, _, images = _broken_copy(davis_root, tmp_path)
+    for frame in images.iterdir():
+        frame.unlink()
+    _expect_failure(weights, root, tmp_path, f"{images}: empty sequence")
+
+
+def test_wrong_dataset_root(weights, tmp_path):
+    _expect_failure(weights, tmp_path / "nowhere", tmp_path, str(tmp_path / "nowhere"))
+
+
+def test_checkpoint_of_another_layout(davis_root, tmp_path):
+    bad = tmp_path / "resnet.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, bad)
+    _expect_failure(bad, davis_root, tmp_path, f"{bad}: not an STCN checkpoint of this layout")

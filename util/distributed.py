@@ -1,0 +1,47 @@
+"""torchrun conventions: rank and world size from the environment, process group set-up, the device."""
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(RANK, WORLD_SIZE) as torchrun sets them; (0, 1) for a plain process."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", 0))
+
+
+def pick_device(choice: str = "auto") -> torch.device:
+    """`auto` takes this process's GPU when there is one (LOCAL_RANK under torchrun), else the CPU."""
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda was asked for but no CUDA device is available")
+        return torch.device("cuda", local_rank())
+    return torch.device(choice)
+
+
+def init_distributed(device: torch.device) -> bool:
+    """Join the torchrun process group (NCCL on CUDA, Gloo on the CPU); False without torchrun."""
+    _, world = rank_and_world()
+    if world == 1:
+        return False
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return True
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def cleanup() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

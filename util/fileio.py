@@ -1,0 +1,71 @@
+"""Atomic file and folder writes, and the error type for bad input files.
+
+Every output of the project goes through `atomic_path` or `atomic_dir`, so that an interrupted or failed
+run never leaves a half-written file or dataset under the final name.
+"""
+import os
+import secrets
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Union
+
+
+class InputError(Exception):
+    """Bad input data; the message names the file and the problem (scripts print it and exit with 2)."""
+
+
+def _temporary_sibling(path: Path) -> Path:
+    """A unique hidden name beside `path` that keeps its suffix (so writers that infer formats work)."""
+    return path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
+
+
+@contextmanager
+def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write; it is renamed onto `path` on success, removed on error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_sibling(path)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_dir(path: Union[str, Path]) -> Iterator[Path]:
+    """Yield a new temporary sibling folder; on success it replaces `path` (an existing folder is removed).
+
+    On error the temporary folder is deleted and `path` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_sibling(path)
+    temporary.mkdir()
+    try:
+        yield temporary
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    _move_into_place(temporary, path)
+
+
+def _move_into_place(temporary: Path, path: Path) -> None:
+    """Rename `temporary` onto `path`, first moving an existing `path` aside and deleting it afterwards."""
+    if not path.exists():
+        os.replace(temporary, path)
+        return
+    old = _temporary_sibling(path)
+    os.replace(path, old)
+    try:
+        os.replace(temporary, path)
+    except OSError:
+        os.replace(old, path)
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    if old.is_dir():
+        shutil.rmtree(old)
+    else:
+        old.unlink()

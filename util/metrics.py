@@ -1,0 +1,272 @@
+"""DAVIS J&F with the semi-supervised protocol of the official davis2017-evaluation toolkit.
+
+J is the region similarity (IoU) and F the boundary F-measure of each object on every frame but the first
+and the last; void pixels (label 255 in the ground truth) are left out of both. Per object the toolkit's
+mean, recall (fraction of frames above 0.5) and decay (first quarter minus last quarter) are computed, and
+the global numbers are means over all objects. `evaluate_davis` reads a DAVIS folder and a results folder
+of palette PNGs, computes everything (in parallel over sequences) and writes the toolkit's CSV files.
+"""
+import csv
+import io
+import json
+import math
+import multiprocessing
+import os
+import warnings
+from pathlib import Path
+from typing import Optional, Union
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from util.fileio import InputError, atomic_path
+from util.palette import read_indexed_png
+
+VOID_LABEL = 255
+BOUNDARY_TOLERANCE = 0.008  # of the image diagonal, as in the toolkit
+MEASURES = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
+PathLike = Union[str, Path]
+
+
+def disk(radius: int) -> np.ndarray:
+    """The (2r+1)^2 uint8 disk structuring element of skimage.morphology.disk: x^2 + y^2 <= r^2."""
+    offsets = np.arange(-radius, radius + 1)
+    return (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius ** 2).astype(np.uint8)
+
+
+def boundary_map(mask: np.ndarray) -> np.ndarray:
+    """1-pixel-wide boundary of a binary mask, offset half a pixel towards the origin (the toolkit's seg2bmap)."""
+    mask = mask.astype(bool)
+    east, south, south_east = np.zeros_like(mask), np.zeros_like(mask), np.zeros_like(mask)
+    east[:, :-1] = mask[:, 1:]
+    south[:-1, :] = mask[1:, :]
+    south_east[:-1, :-1] = mask[1:, 1:]
+    boundary = (mask ^ east) | (mask ^ south) | (mask ^ south_east)
+    boundary[-1, :] = mask[-1, :] ^ east[-1, :]
+    boundary[:, -1] = mask[:, -1] ^ south[:, -1]
+    boundary[-1, -1] = False
+    return boundary
+
+
+def region_similarity(gt: np.ndarray, prediction: np.ndarray, void: Optional[np.ndarray] = None) -> np.ndarray:
+    """J: intersection over union of binary masks over their last two axes, 1 where both are empty."""
+    valid = np.ones_like(gt, dtype=bool) if void is None else ~void
+    gt, prediction = gt.astype(bool), prediction.astype(bool)
+    intersection = np.sum(gt & prediction & valid, axis=(-2, -1))
+    union = np.sum((gt | prediction) & valid, axis=(-2, -1))
+    return np.where(union == 0, 1.0, intersection / np.maximum(union, 1))
+
+
+def boundary_measure(gt: np.ndarray, prediction: np.ndarray, void: Optional[np.ndarray] = None) -> float:
+    """F: boundary F-measure of two binary HxW masks, boundaries matched within 0.8% of the diagonal."""
+    valid = np.ones_like(gt, dtype=bool) if void is None else ~void
+    gt_boundary = boundary_map(gt.astype(bool) & valid)
+    predicted_boundary = boundary_map(prediction.astype(bool) & valid)
+    footprint = disk(math.ceil(BOUNDARY_TOLERANCE * math.hypot(*gt.shape)))
+    gt_dilated = cv2.dilate(gt_boundary.astype(np.uint8), footprint) > 0
+    predicted_dilated = cv2.dilate(predicted_boundary.astype(np.uint8), footprint) > 0
+    gt_count, predicted_count = gt_boundary.sum(), predicted_boundary.sum()
+    if gt_count == 0 or predicted_count == 0:
+        return 1.0 if gt_count == predicted_count else 0.0  # the toolkit's precision/recall of 1/0 or 0/1
+    precision = np.sum(predicted_boundary & gt_dilated) / float(predicted_count)
+    recall = np.sum(gt_boundary & predicted_dilated) / float(gt_count)
+    return 0.0 if precision + recall == 0 else float(2 * precision * recall / (precision + recall))
+
+
+def statistics(per_frame: np.ndarray) -> tuple[float, float, float]:
+    """(mean, recall, decay) of one object's per-frame values, exactly as the toolkit's db_statistics."""
+    values = np.asarray(per_frame, dtype=np.float64)
+    # The toolkit casts the bin edges to uint8, which wraps above 255 frames; % 256 does the same explicitly.
+    edges = (np.round(np.linspace(1, len(values), 5) + 1e-10) - 1).astype(np.int64) % 256
+    bins = [values[edges[i]:edges[i + 1] + 1] for i in range(4)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        mean = np.nanmean(values)
+        recall = np.nanmean(values > 0.5)
+        decay = np.nanmean(bins[0]) - np.nanmean(bins[3])
+    return float(mean), float(recall), float(decay)
+
+
+def evaluate_sequence(gt: np.ndarray, prediction: np.ndarray, num_objects: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-object, per-frame (J, F), each (num_objects, T), of (T, H, W) label maps; gt 255 is void."""
+    void = gt == VOID_LABEL
+    j_values = np.zeros((num_objects, len(gt)))
+    f_values = np.zeros((num_objects, len(gt)))
+    for k in range(num_objects):
+        gt_object, predicted_object = gt == k + 1, prediction == k + 1
+        j_values[k] = region_similarity(gt_object, predicted_object, void)
+        f_values[k] = [boundary_measure(g, p, v) for g, p, v in zip(gt_object, predicted_object, void)]
+    return j_values, f_values
+
+
+def _merge_objects(labels: np.ndarray, keep_void: bool) -> np.ndarray:
+    """DAVIS 2016: every object label becomes 1; 255 stays void in the ground truth, background in results."""
+    merged = ((labels > 0) & (labels != VOID_LABEL)).astype(np.uint8)
+    if keep_void:
+        merged[labels == VOID_LABEL] = VOID_LABEL
+    return merged
+
+
+def _read_annotations(folder: Path, year: int) -> tuple[list[str], np.ndarray]:
+    """(frame names, (T, H, W) labels) of one sequence's ground truth, all frames of one size."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such annotation folder")
+    paths = sorted(folder.glob("*.png"))
+    if len(paths) < 3:
+        raise InputError(f"{folder}: {len(paths)} annotated frames; the protocol needs at least 3 "
+                         "(the first and last are not evaluated)")
+    frames = []
+    for path in paths:
+        labels = read_indexed_png(path)[0]
+        if frames and labels.shape != frames[0].shape:
+            raise InputError(f"{path}: size {labels.shape[1]}x{labels.shape[0]} differs from the sequence's "
+                             f"{frames[0].shape[1]}x{frames[0].shape[0]}")
+        frames.append(_merge_objects(labels, keep_void=True) if year == 2016 else labels)
+    return [path.stem for path in paths], np.stack(frames)
+
+
+def _read_results(folder: Path, names: list[str], shape: tuple[int, int], num_objects: int, year: int) -> np.ndarray:
+    """(T, H, W) result labels of frames `names`, checked for presence, size and object ids."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: missing results folder for sequence {folder.name}")
+    frames = []
+    for name in names:
+        path = folder / f"{name}.png"
+        if not path.is_file():
+            raise InputError(f"{path}: missing result frame (every annotated frame but the first and last is needed)")
+        labels = read_indexed_png(path)[0]
+        if labels.shape != shape:
+            raise InputError(f"{path}: size {labels.shape[1]}x{labels.shape[0]} differs from the annotation's "
+                             f"{shape[1]}x{shape[0]}")
+        if year == 2016:
+            labels = _merge_objects(labels, keep_void=False)
+        if labels.max() > num_objects:
+            raise InputError(f"{path}: label {labels.max()} is higher than the number of objects ({num_objects}) "
+                             f"in the first annotation of {folder.name}")
+        frames.append(labels)
+    return np.stack(frames)
+
+
+def _evaluate_job(job: tuple[Path, Path, str, int]) -> tuple[str, np.ndarray, np.ndarray]:
+    """Worker: (sequence, J, F) for one sequence, the number of objects taken from its first annotation."""
+    annotation_root, results_dir, sequence, year = job
+    names, gt = _read_annotations(annotation_root / sequence, year)
+    first = gt[0]
+    num_objects = int(first[first != VOID_LABEL].max(initial=0))
+    prediction = _read_results(results_dir / sequence, names[1:-1], first.shape, num_objects, year)
+    j_values, f_values = evaluate_sequence(gt[1:-1], prediction, num_objects)
+    return sequence, j_values, f_values
+
+
+def read_sequence_list(davis_path: PathLike, subset: str, year: int) -> list[str]:
+    """Sequence names of ImageSets/<year>/<subset>.txt of a DAVIS folder."""
+    path = Path(davis_path) / "ImageSets" / str(year) / f"{subset}.txt"
+    if not Path(davis_path).is_dir():
+        raise InputError(f"{davis_path}: no such DAVIS folder")
+    if not path.is_file():
+        raise InputError(f"{path}: no such set list (is --davis_path a DAVIS 2017 trainval folder?)")
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not names:
+        raise InputError(f"{path}: the set list is empty")
+    return names
+
+
+def _summarise(per_sequence: list[tuple[str, np.ndarray, np.ndarray]]) -> dict:
+    """The global means over objects and each object's (J-Mean, F-Mean), keyed as in results.json."""
+    stats = {"J": [], "F": []}
+    per_object = {}
+    for sequence, j_values, f_values in per_sequence:
+        for k in range(len(j_values)):
+            j_stats, f_stats = statistics(j_values[k]), statistics(f_values[k])
+            stats["J"].append(j_stats)
+            stats["F"].append(f_stats)
+            per_object[f"{sequence}_{k + 1}"] = [j_stats[0], f_stats[0]]
+    j_mean, j_recall, j_decay = (float(np.mean(column)) for column in zip(*stats["J"]))
+    f_mean, f_recall, f_decay = (float(np.mean(column)) for column in zip(*stats["F"]))
+    return {"J&F-Mean": (j_mean + f_mean) / 2, "J-Mean": j_mean, "J-Recall": j_recall, "J-Decay": j_decay,
+            "F-Mean": f_mean, "F-Recall": f_recall, "F-Decay": f_decay, "per_object": per_object}
+
+
+def _format_float(value: float) -> str:
+    """A CSV number as the toolkit's pandas output writes it: %.3f, empty for NaN."""
+    return "" if math.isnan(value) else "%.3f" % value
+
+
+def _csv_text(rows: list[list[str]]) -> str:
+    """Rows as CSV text with '\\n' line ends, like pandas.DataFrame.to_csv."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def write_results(results_dir: PathLike, subset: str, numbers: dict) -> None:
+    """Write global_results-<subset>.csv, per-sequence_results-<subset>.csv and results.json, atomically."""
+    results_dir = Path(results_dir)
+    global_rows = [list(MEASURES), [_format_float(numbers[m]) for m in MEASURES]]
+    sequence_rows = [["Sequence", "J-Mean", "F-Mean"]]
+    sequence_rows += [[name, _format_float(j), _format_float(f)] for name, (j, f) in numbers["per_object"].items()]
+    outputs = {
+        f"global_results-{subset}.csv": _csv_text(global_rows),
+        f"per-sequence_results-{subset}.csv": _csv_text(sequence_rows),
+        "results.json": json.dumps(numbers, indent=1) + "\n",
+    }
+    for name, text in outputs.items():
+        with atomic_path(results_dir / name) as temporary:
+            temporary.write_text(text)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """Right-aligned text columns."""
+    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
+    return "\n".join(" ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in [header] + rows)
+
+
+def format_tables(numbers: dict, subset: str) -> str:
+    """The global and per-object tables as the toolkit prints them."""
+    global_table = _table(list(MEASURES), [[f"{numbers[m]:.6f}" for m in MEASURES]])
+    object_rows = [[name, f"{j:.6f}", f"{f:.6f}"] for name, (j, f) in numbers["per_object"].items()]
+    sequence_table = _table(["Sequence", "J-Mean", "F-Mean"], object_rows)
+    return (f"--------------------------- Global results for {subset} ---------------------------\n"
+            f"{global_table}\n\n"
+            f"---------- Per sequence results for {subset} ----------\n"
+            f"{sequence_table}")
+
+
+def default_workers() -> int:
+    """Worker processes for the evaluation: at most 2, no more than the CPUs."""
+    return min(2, os.cpu_count() or 1)
+
+
+def evaluate_davis(davis_path: PathLike, results_dir: PathLike, subset: str = "val", year: int = 2017,
+                   workers: Optional[int] = None, progress: bool = True) -> dict:
+    """Evaluate a results folder (<seq>/<frame>.png palette PNGs) on DAVIS, write the CSV/JSON files there.
+
+    Returns the numbers of results.json. Bad input raises InputError before anything is written.
+    """
+    if year not in (2016, 2017):
+        raise ValueError(f"year must be 2016 or 2017, got {year}")
+    results_dir = Path(results_dir)
+    sequences = read_sequence_list(davis_path, subset, year)
+    annotation_root = Path(davis_path) / "Annotations" / "480p"
+    if not annotation_root.is_dir():
+        raise InputError(f"{annotation_root}: no such annotation folder (is --davis_path a DAVIS folder?)")
+    if not results_dir.is_dir():
+        raise InputError(f"{results_dir}: no such results folder")
+    jobs = [(annotation_root, results_dir, sequence, year) for sequence in sequences]
+    per_sequence = _run_jobs(jobs, workers or default_workers(), progress)
+    if not any(len(j_values) for _, j_values, _ in per_sequence):
+        raise InputError(f"{annotation_root}: no object to evaluate (every first annotation of the set is empty)")
+    numbers = _summarise(per_sequence)
+    write_results(results_dir, subset, numbers)
+    return numbers
+
+
+def _run_jobs(jobs: list, workers: int, progress: bool) -> list:
+    """Evaluate sequences in order, in `workers` fresh processes (forkserver: safe beside torch threads)."""
+    bar = dict(total=len(jobs), desc="J&F", unit="seq", disable=not progress)
+    if workers <= 1 or len(jobs) == 1:
+        return [_evaluate_job(job) for job in tqdm(jobs, **bar)]
+    context = multiprocessing.get_context("forkserver")
+    with context.Pool(min(workers, len(jobs))) as pool:
+        return list(tqdm(pool.imap(_evaluate_job, jobs), **bar))
