@@ -111,7 +111,8 @@ class InferenceCore:
                 features.key, memory_key, memory_value, self.schedule.top_k, query_chunk=chunk
             ))
         readout = torch.cat(readouts, dim=1)  # 1, K, Cv, h, w: groups hold consecutive objects in order
-        object_prob = torch.sigmoid(self.network.decode(readout, features))[0]  # K, H', W'
+        terms = self.network.decoder.frame_terms(features.f16_thin, features.f8, features.f4)
+        object_prob = torch.sigmoid(self.network.decode(readout, features, terms))[0]  # K, H', W'
         return aggregate(object_prob, dim=0)
 
     def _add_objects(self, prob: torch.Tensor, mask: Union[np.ndarray, torch.Tensor],
@@ -134,6 +135,7 @@ class InferenceCore:
 
     def _memorise(self, padded: torch.Tensor, features, prob: torch.Tensor, temporary: bool) -> None:
         """Encode every known object's value from its (soft) probability and add it to its group."""
-        values = self.network.encode_value(padded, features.f16, prob[1:].unsqueeze(0))  # 1, K, Cv, h, w
+        terms = self.network.value_encoder.frame_terms(features.f16)
+        values = self.network.encode_value(padded, features.f16, prob[1:].unsqueeze(0), terms)  # 1, K, Cv, h, w
         for group in self.groups:
             group.bank.add(features.key, values[:, group.indices], temporary=temporary)

@@ -24,6 +24,7 @@ from inference.core import InferenceCore, MemorySchedule, plan_frames
 from inference.prefetch import read_ahead
 from inference.sources import Video, iterate_frames
 from model.checkpoint import load_weights
+from model.fold import fold_batchnorm
 from model.network import STCN
 from util.distributed import rank_and_world
 from util.fileio import InputError, atomic_dir, atomic_path
@@ -190,10 +191,11 @@ def summarise(timings: list[VideoTiming], out_path: Optional[Path] = None) -> di
 
 
 def load_network(weights: Path, device: torch.device, similarity: str = "l2") -> STCN:
-    """The evaluation network: released or own weights (stage-0 weights widened with zeros), eval mode."""
+    """The evaluation network: released or own weights (stage-0 weights widened with zeros), eval mode,
+    BatchNorm folded into the convolutions."""
     network = STCN(similarity=similarity)
     load_weights(network, weights, for_training=False)
-    return network.eval().to(device)
+    return fold_batchnorm(network.eval()).to(device)
 
 
 def run_videos(network: STCN, videos: list[Video], schedule: MemorySchedule, out_dir: Path,

@@ -5,6 +5,7 @@ are only used when asked for (`pretrained=True`); nothing is downloaded otherwis
 """
 import os
 from pathlib import Path
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -113,9 +114,19 @@ class ValueEncoder(nn.Module):
         own = self.state_dict()
         self.load_state_dict({k: v for k, v in source.items() if k in own}, strict=False)
 
-    def forward(self, frame: torch.Tensor, masks: torch.Tensor, key_f16: torch.Tensor) -> torch.Tensor:
-        """frame (B, 3, H, W), masks (B, mask_channels, H, W), key_f16 (B, 1024, H/16, W/16)."""
+    def forward(self, frame: torch.Tensor, masks: torch.Tensor, key_f16: torch.Tensor,
+                frame_terms: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
+        """frame (B, 3, H, W), masks (B, mask_channels, H, W), key_f16 (B, 1024, H/16, W/16).
+
+        frame_terms: `self.frame_terms(key_f16)` computed once for all objects of a frame (optional).
+        """
         x = self.conv1(torch.cat([frame, masks], dim=1))
         x = self.maxpool(self.relu(self.bn1(x)))
         x = self.layer3(self.layer2(self.layer1(x)))
-        return self.fuser(x, key_f16)
+        if frame_terms is None:
+            return self.fuser(x, key_f16)
+        return self.fuser.refine(self.fuser.block1.forward_with_frame_terms(x, frame_terms))
+
+    def frame_terms(self, key_f16: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The key feature's share of the fusion block, the same for every object of the frame."""
+        return self.fuser.block1.frame_terms(key_f16, self.layer3[-1].conv2.out_channels)

@@ -26,6 +26,26 @@ class ResBlock(nn.Module):
         shortcut = x if self.downsample is None else self.downsample(x)
         return shortcut + residual
 
+    def frame_terms(self, frame_part: torch.Tensor, first: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Contributions (biases included) of input channels [first:] to conv1 and the shortcut.
+
+        When those channels hold a per-frame feature concatenated after per-object channels, they are
+        computed once per frame instead of once per object (a convolution is linear in its inputs).
+        """
+        conv1 = F.conv2d(F.relu(frame_part), self.conv1.weight[:, first:], self.conv1.bias, padding=1)
+        shortcut = F.conv2d(frame_part, self.downsample.weight[:, first:], self.downsample.bias, padding=1)
+        return conv1, shortcut
+
+    def forward_with_frame_terms(self, object_part: torch.Tensor,
+                                 terms: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """`forward(cat([object_part, frame_part]))` given `frame_terms(frame_part)`; terms broadcast
+        over objects."""
+        first = object_part.shape[1]
+        conv1_frame, shortcut_frame = terms
+        conv1 = F.conv2d(F.relu(object_part), self.conv1.weight[:, :first], padding=1) + conv1_frame
+        shortcut = F.conv2d(object_part, self.downsample.weight[:, :first], padding=1) + shortcut_frame
+        return shortcut + self.conv2(F.relu(conv1))
+
 
 class ChannelGate(nn.Module):
     """CBAM channel attention: a shared MLP over average- and max-pooled channel descriptors."""
@@ -92,7 +112,10 @@ class FeatureFusionBlock(nn.Module):
         self.block2 = ResBlock(out_channels, out_channels)
 
     def forward(self, value_f16: torch.Tensor, key_f16: torch.Tensor) -> torch.Tensor:
-        x = self.block1(torch.cat([value_f16, key_f16], dim=1))
+        return self.refine(self.block1(torch.cat([value_f16, key_f16], dim=1)))
+
+    def refine(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention and the second block, applied to the output of block1."""
         return self.block2(x + self.attention(x))
 
 
@@ -118,5 +141,9 @@ class UpsampleBlock(nn.Module):
         self.out_conv = ResBlock(up_channels, out_channels)
 
     def forward(self, skip: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        return self.merge(self.skip_conv(skip), coarse)
+
+    def merge(self, projected_skip: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        """Add the upsampled coarse feature to an already projected skip feature (shared by objects)."""
         up = F.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)
-        return self.out_conv(self.skip_conv(skip) + up)
+        return self.out_conv(projected_skip + up)

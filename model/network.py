@@ -29,6 +29,14 @@ class KeyFeatures(NamedTuple):
     f4: torch.Tensor  # B, 256, H/4, W/4: decoder skip
 
 
+class DecoderFrameTerms(NamedTuple):
+    """The parts of decoding that depend on the frame only, computed once for all its objects."""
+
+    compress: tuple[torch.Tensor, torch.Tensor]  # f16_thin's share of the first ResBlock
+    skip8: torch.Tensor  # projected stride-8 skip feature
+    skip4: torch.Tensor  # projected stride-4 skip feature
+
+
 class Decoder(nn.Module):
     """Readout (+ compressed key feature) at stride 16 -> one logit per pixel at full resolution."""
 
@@ -43,6 +51,21 @@ class Decoder(nn.Module):
         x = self.compress(x)
         x = self.up_16_8(f8, x)
         x = self.up_8_4(f4, x)
+        return self._predict(x)
+
+    def frame_terms(self, f16_thin: torch.Tensor, f8: torch.Tensor, f4: torch.Tensor) -> DecoderFrameTerms:
+        readout_channels = self.compress.conv1.in_channels - f16_thin.shape[1]
+        compress = self.compress.frame_terms(f16_thin, readout_channels)
+        return DecoderFrameTerms(compress, self.up_16_8.skip_conv(f8), self.up_8_4.skip_conv(f4))
+
+    def forward_with_frame_terms(self, readout: torch.Tensor, terms: DecoderFrameTerms) -> torch.Tensor:
+        """`forward(cat([readout, f16_thin]), f8, f4)` for a batch of objects of one frame."""
+        x = self.compress.forward_with_frame_terms(readout, terms.compress)
+        x = self.up_16_8.merge(terms.skip8, x)
+        x = self.up_8_4.merge(terms.skip4, x)
+        return self._predict(x)
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pred(F.relu(x))
         return F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
 
@@ -73,10 +96,13 @@ class STCN(nn.Module):
         f16, f8, f4 = self.key_encoder(frame)
         return KeyFeatures(self.key_proj(f16), self.key_comp(f16), f16, f8, f4)
 
-    def encode_value(self, frame: torch.Tensor, key_f16: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    def encode_value(self, frame: torch.Tensor, key_f16: torch.Tensor, masks: torch.Tensor,
+                     frame_terms: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         """Memory values (B, K, Cv, h, w) of K objects from their masks (B, K, H, W) in one frame.
 
         The multi-object network also sees, for each object, the sum of the other objects' masks.
+        With `frame_terms` (from `value_encoder.frame_terms(key_f16)`, batch 1) the key feature's part
+        of the fusion is shared by the objects instead of recomputed for each.
         """
         batch, objects = masks.shape[:2]
         own = masks.reshape(batch * objects, 1, *masks.shape[2:])
@@ -88,7 +114,10 @@ class STCN(nn.Module):
             others = masks.sum(dim=1, keepdim=True) - masks  # B, K, H, W
             mask_input = torch.cat([own, others.reshape_as(own)], dim=1)
         value = self.value_encoder(
-            frame.repeat_interleave(objects, dim=0), mask_input, key_f16.repeat_interleave(objects, dim=0)
+            frame.expand(batch * objects, -1, -1, -1) if batch == 1 else frame.repeat_interleave(objects, dim=0),
+            mask_input,
+            None if frame_terms is not None else key_f16.repeat_interleave(objects, dim=0),
+            frame_terms,
         )
         return value.view(batch, objects, *value.shape[1:])
 
@@ -117,9 +146,16 @@ class STCN(nn.Module):
         readout = torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
         return readout.view(batch, objects, value_dim, height, width)
 
-    def decode(self, readout: torch.Tensor, key_features: KeyFeatures) -> torch.Tensor:
-        """Per-object logits (B, K, H, W) from the readout (B, K, Cv, h, w) and the frame's features."""
+    def decode(self, readout: torch.Tensor, key_features: KeyFeatures,
+               frame_terms: Optional[DecoderFrameTerms] = None) -> torch.Tensor:
+        """Per-object logits (B, K, H, W) from the readout (B, K, Cv, h, w) and the frame's features.
+
+        With `frame_terms` (from `decoder.frame_terms`, batch 1) the frame-only convolutions are shared.
+        """
         batch, objects = readout.shape[:2]
+        if frame_terms is not None:
+            logits = self.decoder.forward_with_frame_terms(readout.flatten(end_dim=1), frame_terms)
+            return logits.view(batch, objects, *logits.shape[-2:])
         thin = key_features.f16_thin.unsqueeze(1).expand(-1, objects, -1, -1, -1)
         x = torch.cat([readout, thin], dim=2).flatten(end_dim=1)
         logits = self.decoder(

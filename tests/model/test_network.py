@@ -75,3 +75,43 @@ def test_single_object_training_pass_runs_and_backpropagates():
     assert out["logits_2"].shape == (1, 2, 32, 32) and out["mask_1"].shape == (1, 1, 32, 32)
     stcn_loss(out, gt, None, None, 0)["total_loss"].backward()
     assert net.value_encoder.conv1.weight.grad is not None
+
+
+def _frame_and_masks(objects=3, size=(64, 96)):
+    gen = torch.Generator().manual_seed(4)
+    frame = torch.randn(1, 3, *size, generator=gen)
+    masks = torch.rand(1, objects, *size, generator=gen)
+    return frame, masks / masks.sum(dim=1, keepdim=True)
+
+
+def test_frame_terms_give_the_same_values_and_logits(deterministic_stcn):
+    net = deterministic_stcn
+    frame, masks = _frame_and_masks()
+    with torch.no_grad():
+        features = net.encode_key(frame)
+        plain = net.encode_value(frame, features.f16, masks)
+        shared = net.encode_value(frame, features.f16, masks, net.value_encoder.frame_terms(features.f16))
+        torch.testing.assert_close(shared, plain, rtol=1e-4, atol=1e-4)
+        readout = torch.randn(1, 3, 512, 4, 6)
+        terms = net.decoder.frame_terms(features.f16_thin, features.f8, features.f4)
+        torch.testing.assert_close(net.decode(readout, features, terms), net.decode(readout, features),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_folded_batchnorm_keeps_outputs(deterministic_state_dict):
+    from model.fold import fold_batchnorm
+
+    net = STCN()
+    net.load_state_dict(deterministic_state_dict(net.state_dict()))
+    net.eval()
+    frame, masks = _frame_and_masks()
+    with torch.no_grad():
+        before = net.encode_key(frame), net.encode_value(frame, net.encode_key(frame).f16, masks)
+        fold_batchnorm(net)
+        after = net.encode_key(frame), net.encode_value(frame, net.encode_key(frame).f16, masks)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    for a, b in zip(after[0], before[0]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(after[1], before[1], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorm(STCN().train())
