@@ -131,14 +131,15 @@ def _centres(rng: np.random.Generator, birth: np.ndarray, length: int, size: tup
     wobble_period = rng.uniform(8, 30)
     wobble = wobble_amplitude * np.sin(2 * math.pi * steps / wobble_period)
     if length >= 8 and rng.random() < 0.35:
-        # Swing towards the nearest edge until fully outside at the peak, then back to `birth`.
+        # Swing towards the nearest edge until fully outside at the peak, then back to `birth`; the wobble
+        # is kept across the swing only, so that it cannot hold the object inside.
         gaps = np.array([birth[0], width - birth[0], birth[1], height - birth[1]])
         side = int(np.argmin(gaps))
         direction = np.array([(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)][side])
         period = 2 * (length - 1) * rng.uniform(0.75, 1.0)
         swing = np.sin(2 * math.pi * steps / period)
         amplitude = 1.15 * (gaps[side] + extent + 2) / swing.max()
-        return birth + wobble + amplitude * direction * swing
+        return birth + wobble * (1 - np.abs(direction)) + amplitude * direction * swing
     speed = rng.uniform(0, 0.012) * math.hypot(height, width)
     heading = rng.uniform(0, 2 * math.pi)
     return birth + wobble + speed * steps * np.array([math.cos(heading), math.sin(heading)])

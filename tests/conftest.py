@@ -24,3 +24,11 @@ def deterministic_stcn(reference_dir):
     from util.reference import deterministic_stcn as build
 
     return build(reference_dir)
+
+
+@pytest.fixture(scope="session")
+def deterministic_state_dict(reference_dir):
+    """`deterministic_state_dict(reference)` of the reference's detweights.py."""
+    from util.reference import deterministic_weights_fn
+
+    return deterministic_weights_fn(reference_dir)

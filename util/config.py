@@ -56,3 +56,135 @@ def run_cli(main: Callable[[], int]) -> None:
     except (InputError, CheckpointError, PretrainedWeightsError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+@dataclass(frozen=True)
+class StageDefaults:
+    """The supplementary's numbers for one training stage (F.1, F.3, F.4)."""
+
+    iterations: int
+    steps: tuple[int, ...]
+    batch_size: int
+    single_object: bool
+    data: str  # 'static', 'bl30k' or 'vos'
+
+
+# Stage numbers as in the original code: 0 static pretraining, 1 BL30K, 2 main training after BL30K
+# (extended to 300K), 3 main training (150K).
+STAGES = {
+    0: StageDefaults(300_000, (150_000,), 16, True, "static"),
+    1: StageDefaults(500_000, (450_000,), 8, False, "bl30k"),
+    2: StageDefaults(300_000, (250_000,), 8, False, "vos"),
+    3: StageDefaults(150_000, (125_000,), 8, False, "vos"),
+}
+
+
+def training_parser() -> argparse.ArgumentParser:
+    """train.py's flags: the original code's names where it had them, the seed's numbers as defaults."""
+    parser = argparse.ArgumentParser(description="Train STCN (one stage of the paper per run).")
+    parser.add_argument("--stage", type=int, choices=tuple(STAGES), required=True,
+                        help="0 static images, 1 BL30K, 2 main after BL30K (300K), 3 main (150K)")
+    parser.add_argument("--id", default="NULL", help="experiment name; checkpoints go to <save_dir>/<date>_<id>")
+    parser.add_argument("-i", "--iterations", type=int, help="total iterations (stage default)")
+    parser.add_argument("-b", "--batch_size", type=int, help="total batch over all processes (stage default)")
+    parser.add_argument("--steps", type=int, nargs="*", help="iterations at which the lr decays (stage default)")
+    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--gamma", type=float, default=0.1, help="lr decay factor at each step")
+    parser.add_argument("--weight_decay", type=float, default=1e-7)
+    parser.add_argument("--warmup", type=int, default=0, help="linear lr warm-up iterations (0 as in the paper)")
+    parser.add_argument("--clip_grad", type=float, default=0.0, help="gradient norm clipping (0 = off, as in the paper)")
+    parser.add_argument("--bootstrap_start", type=int, default=20_000, help="plain CE before this iteration")
+    parser.add_argument("--bootstrap_end", type=int, default=70_000, help="top-p reaches its final value here")
+    parser.add_argument("--bootstrap_top_p", type=float, default=0.15)
+    parser.add_argument("--similarity", choices=SIMILARITIES, default="l2")
+    parser.add_argument("--load_network", type=Path, help="initial weights (stage-0 weights are widened)")
+    parser.add_argument("--load_model", type=Path, help="a full training checkpoint to continue (= --resume)")
+    parser.add_argument("--resume", type=Path, help="continue a run exactly from <name>_checkpoint.pth")
+    parser.add_argument("--static_root", type=Path, default=Path("../static"))
+    parser.add_argument("--bl_root", type=Path, default=Path("../BL30K"))
+    parser.add_argument("--yv_root", type=Path, default=Path("../YouTube"))
+    parser.add_argument("--davis_root", type=Path, default=Path("../DAVIS"))
+    parser.add_argument("--crop_size", type=int, default=384)
+    parser.add_argument("--num_workers", type=int, default=8, help="data loader processes per GPU/process")
+    parser.add_argument("--save_dir", type=Path, default=Path("saves"))
+    parser.add_argument("--save_every", type=int, default=10_000, help="network + full checkpoint interval")
+    parser.add_argument("--log_every", type=int, default=100, help="TensorBoard scalar interval")
+    parser.add_argument("--log_image_every", type=int, default=800, help="TensorBoard image grid interval")
+    parser.add_argument("--seed", type=int, default=14159265)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--no_amp", action="store_true", help="no mixed precision (AMP is on by default on CUDA)")
+    parser.add_argument("--cpu_amp", action="store_true", help="bf16 autocast on the CPU")
+    parser.add_argument("--no_pretrained", action="store_true", help="no ImageNet initialisation")
+    parser.add_argument("--benchmark", action="store_true", help="torch.backends.cudnn.benchmark")
+    parser.add_argument("--debug", action="store_true", help="log every iteration and images every 10")
+    parser.add_argument("--max_nonfinite", type=int, default=10, help="stop after this many non-finite losses in a row")
+    parser.add_argument("--stop_at", type=int, help="stop at this iteration with a checkpoint to --resume from "
+                                                     "(e.g. to fit a job time limit)")
+    return parser
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The effective configuration of a training run (printed and saved with every checkpoint)."""
+
+    stage: int
+    run_id: str
+    iterations: int
+    steps: tuple[int, ...]
+    batch_size: int
+    single_object: bool
+    data: str
+    lr: float
+    gamma: float
+    weight_decay: float
+    warmup: int
+    clip_grad: float
+    bootstrap_start: int
+    bootstrap_end: int
+    bootstrap_top_p: float
+    similarity: str
+    load_network: Optional[Path]
+    resume: Optional[Path]
+    static_root: Path
+    bl_root: Path
+    yv_root: Path
+    davis_root: Path
+    crop_size: int
+    num_workers: int
+    save_dir: Path
+    save_every: int
+    log_every: int
+    log_image_every: int
+    seed: int
+    device: str
+    amp: bool
+    cpu_amp: bool
+    pretrained: bool
+    benchmark: bool
+    max_nonfinite: int
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
+        stage = STAGES[args.stage]
+        if args.resume and args.load_model and args.resume != args.load_model:
+            raise InputError("--resume and --load_model name different checkpoints; give one")
+        log_every, log_image_every = (1, 10) if args.debug else (args.log_every, args.log_image_every)
+        return cls(
+            stage=args.stage, run_id=args.id,
+            iterations=args.iterations or stage.iterations,
+            steps=tuple(args.steps) if args.steps is not None else stage.steps,
+            batch_size=args.batch_size or stage.batch_size,
+            single_object=stage.single_object, data=stage.data,
+            lr=args.lr, gamma=args.gamma, weight_decay=args.weight_decay, warmup=args.warmup,
+            clip_grad=args.clip_grad, bootstrap_start=args.bootstrap_start, bootstrap_end=args.bootstrap_end,
+            bootstrap_top_p=args.bootstrap_top_p, similarity=args.similarity,
+            load_network=args.load_network, resume=args.resume or args.load_model,
+            static_root=args.static_root, bl_root=args.bl_root, yv_root=args.yv_root, davis_root=args.davis_root,
+            crop_size=args.crop_size, num_workers=args.num_workers, save_dir=args.save_dir,
+            save_every=args.save_every, log_every=log_every, log_image_every=log_image_every, seed=args.seed,
+            device=args.device, amp=not args.no_amp, cpu_amp=args.cpu_amp, pretrained=not args.no_pretrained,
+            benchmark=args.benchmark, max_nonfinite=args.max_nonfinite,
+        )
+
+    def to_json(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}

@@ -13,8 +13,9 @@ import math
 import multiprocessing
 import os
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Optional, Union
+from typing import Iterator, Optional, Union
 
 import cv2
 import numpy as np
@@ -188,11 +189,6 @@ def _summarise(per_sequence: list[tuple[str, np.ndarray, np.ndarray]]) -> dict:
             "F-Mean": f_mean, "F-Recall": f_recall, "F-Decay": f_decay, "per_object": per_object}
 
 
-def _format_float(value: float) -> str:
-    """A CSV number as the toolkit's pandas output writes it: %.3f, empty for NaN."""
-    return "" if math.isnan(value) else "%.3f" % value
-
-
 def _csv_text(rows: list[list[str]]) -> str:
     """Rows as CSV text with '\\n' line ends, like pandas.DataFrame.to_csv."""
     buffer = io.StringIO()
@@ -203,9 +199,9 @@ def _csv_text(rows: list[list[str]]) -> str:
 def write_results(results_dir: PathLike, subset: str, numbers: dict) -> None:
     """Write global_results-<subset>.csv, per-sequence_results-<subset>.csv and results.json, atomically."""
     results_dir = Path(results_dir)
-    global_rows = [list(MEASURES), [_format_float(numbers[m]) for m in MEASURES]]
+    global_rows = [list(MEASURES), [f"{numbers[m]:.3f}" for m in MEASURES]]  # the toolkit's float_format="%.3f"
     sequence_rows = [["Sequence", "J-Mean", "F-Mean"]]
-    sequence_rows += [[name, _format_float(j), _format_float(f)] for name, (j, f) in numbers["per_object"].items()]
+    sequence_rows += [[name, f"{j:.3f}", f"{f:.3f}"] for name, (j, f) in numbers["per_object"].items()]
     outputs = {
         f"global_results-{subset}.csv": _csv_text(global_rows),
         f"per-sequence_results-{subset}.csv": _csv_text(sequence_rows),
@@ -263,10 +259,24 @@ def evaluate_davis(davis_path: PathLike, results_dir: PathLike, subset: str = "v
 
 
 def _run_jobs(jobs: list, workers: int, progress: bool) -> list:
-    """Evaluate sequences in order, in `workers` fresh processes (forkserver: safe beside torch threads)."""
-    bar = dict(total=len(jobs), desc="J&F", unit="seq", disable=not progress)
-    if workers <= 1 or len(jobs) == 1:
-        return [_evaluate_job(job) for job in tqdm(jobs, **bar)]
-    context = multiprocessing.get_context("forkserver")
-    with context.Pool(min(workers, len(jobs))) as pool:
-        return list(tqdm(pool.imap(_evaluate_job, jobs), **bar))
+    """Evaluate sequences in order, in `workers` fresh processes (forkserver: safe beside torch threads).
+
+    The first failing sequence's error is raised once running jobs have ended and the others are cancelled.
+    """
+    with tqdm(total=len(jobs), desc="J&F", unit="seq", disable=not progress) as bar:
+        if workers <= 1 or len(jobs) == 1:
+            return [_evaluate_job(job) for job in _counted(jobs, bar)]
+        context = multiprocessing.get_context("forkserver")
+        executor = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context)
+        try:
+            futures = [executor.submit(_evaluate_job, job) for job in jobs]
+            return [future.result() for future in _counted(futures, bar)]
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _counted(items: list, bar: tqdm) -> Iterator:
+    """Yield `items`, advancing the progress bar after each one has been used."""
+    for item in items:
+        yield item
+        bar.update()

@@ -1,0 +1,32 @@
+"""Curriculum of the largest distance between sampled frames (supplementary F.4, as in MiVOS).
+
+The distance grows 5, 10, 15, 20, 25 over the first 40% of training, then falls back to 5 for the last
+10% (main training) or 20% (BL30K). Values are in video frames; a set that stores every `stride`-th frame
+(YouTubeVOS: 5) samples in stored frames, so the value is divided by the stride (at least 1).
+"""
+from torch.utils.data import ConcatDataset, Dataset
+
+MAX_JUMPS = (5, 10, 15, 20, 25, 5)
+SWITCH_PERCENTS = (0, 10, 20, 30, 40, 90)
+BL30K_SWITCH_PERCENTS = (0, 10, 20, 30, 40, 80)
+
+
+def max_jump(iteration: int, total_iterations: int, bl30k: bool = False, stride: int = 1) -> int:
+    """The largest frame gap at `iteration` of `total_iterations`, in frames of a set storing every `stride`-th."""
+    if total_iterations < 1 or iteration < 0 or stride < 1:
+        raise ValueError(f"need 0 <= iteration and 1 <= total_iterations, stride; got iteration {iteration}, "
+                         f"total_iterations {total_iterations}, stride {stride}")
+    switches = BL30K_SWITCH_PERCENTS if bl30k else SWITCH_PERCENTS
+    # Integer comparison, so that e.g. iteration 15000 of 150000 is exactly at the 10% switch.
+    phase = sum(100 * iteration >= percent * total_iterations for percent in switches) - 1
+    return max(1, MAX_JUMPS[phase] // stride)
+
+
+def set_curriculum(dataset: Dataset, iteration: int, total_iterations: int, bl30k: bool = False) -> None:
+    """Give every video set in `dataset` (one, or a ConcatDataset of them) its max_jump for `iteration`.
+
+    Call it before each epoch's DataLoader iterator is created (workers copy the dataset at that moment).
+    """
+    parts = dataset.datasets if isinstance(dataset, ConcatDataset) else [dataset]
+    for part in parts:
+        part.set_max_jump(max_jump(iteration, total_iterations, bl30k, part.stride))

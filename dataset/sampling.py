@@ -1,0 +1,75 @@
+"""Sample order and per-sample randomness that depend only on (seed, rank, position in the stream).
+
+Each rank walks an endless stream of epochs; every epoch's indices come from a DistributedSampler
+seeded by the run's seed and the epoch. Each sample carries its own seed and the iteration it will be
+trained at, so that augmentations and the curriculum do not depend on the number of loader workers,
+and a run resumed at iteration k sees exactly the samples an uninterrupted run would have seen.
+"""
+import random
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, DistributedSampler, Sampler
+
+SampleKey = tuple[int, int, int]  # dataset index, sample seed, training iteration
+
+
+class TrainingSampler(Sampler[SampleKey]):
+    """Endless stream of `SampleKey`s for one rank, starting at `start_iteration`."""
+
+    def __init__(self, dataset_length: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 start_iteration: int = 0) -> None:
+        if dataset_length == 0:
+            raise ValueError("the training dataset is empty")
+        self.dataset_length = dataset_length
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.start_iteration = start_iteration
+
+    def _epoch(self, epoch: int) -> list[int]:
+        sampler = DistributedSampler(range(self.dataset_length), num_replicas=self.world_size, rank=self.rank,
+                                     shuffle=True, seed=self.seed)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    def __iter__(self) -> Iterator[SampleKey]:
+        per_epoch = len(self._epoch(0))
+        position = self.start_iteration * self.batch_size
+        epoch, offset = divmod(position, per_epoch)
+        while True:
+            indices = self._epoch(epoch)
+            for index in indices[offset:]:
+                sample_seed = int(np.random.SeedSequence([self.seed, self.rank, position]).generate_state(1)[0])
+                yield index, sample_seed, position // self.batch_size
+                position += 1
+            epoch, offset = epoch + 1, 0
+
+
+class SeededSamples(Dataset):
+    """Wraps a dataset so that `dataset[SampleKey]` seeds torch, numpy and random from the key's seed
+    (without disturbing the caller's RNGs) and applies the curriculum for the key's iteration."""
+
+    def __init__(self, dataset: Dataset, curriculum: Optional[Callable[[Dataset, int], None]] = None) -> None:
+        self.dataset = dataset
+        self.curriculum = curriculum
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: SampleKey) -> dict:
+        index, sample_seed, iteration = key
+        if self.curriculum is not None:
+            self.curriculum(self.dataset, iteration)
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed)
+            random.seed(sample_seed)
+            np.random.seed(sample_seed % 2**32)
+            try:
+                return self.dataset[index]
+            finally:
+                random.setstate(python_state)
+                np.random.set_state(numpy_state)

@@ -1,0 +1,212 @@
+"""Video training sets (supplementary F.3.2, F.3.3): three temporally ordered frames and up to two objects.
+
+DAVIS 2017 train (480p) and YouTubeVOS train (resized to 480p by scripts/resize_youtube.py, every 5th
+frame stored) for main training, BL30K for stage 1. Randomness: torch's global generator only (see
+`dataset.augment`).
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import ConcatDataset, Dataset
+
+from dataset import curriculum
+from dataset.augment import (ColourJitter, Compose, PerFrame, RandomAffine, RandomGrayscale, RandomHorizontalFlip,
+                             RandomResizedCrop, to_sample)
+from util.imageio import read_image, read_list, read_mask
+from util.fileio import InputError
+
+FRAMES = 3
+MAX_OBJECTS = 2
+MAX_TRIALS = 5  # frame draws per sample before giving up on finding an object in the first frame
+DAVIS_REPEATS = 5  # DAVIS is listed 5 times per YouTubeVOS listing (F.3.2)
+CROP_SCALE = (0.36, 1.0)
+CROP_RATIO = (0.75, 1.25)
+BL30K_CROP_SCALE = (0.25, 1.0)
+BL30K_MIN_OBJECT_PIXELS = 100
+
+
+@dataclass(frozen=True)
+class VideoFolders:
+    """Where a video set keeps frames (`images/<video>/<frame>.jpg`) and masks (`masks/<video>/<frame>.png`).
+
+    `video_list` names the videos to use (all folders of `images` when None); `stride` is the number of
+    video frames between two stored frames (5 for YouTubeVOS), the unit of the curriculum's frame distance.
+    """
+
+    images: Path
+    masks: Path
+    video_list: Optional[Path] = None
+    stride: int = 1
+
+
+def davis_folders(davis_root: Union[str, Path]) -> VideoFolders:
+    """DAVIS 2017 train at 480p under `<davis_root>/2017/trainval`."""
+    root = Path(davis_root) / "2017" / "trainval"
+    return VideoFolders(root / "JPEGImages" / "480p", root / "Annotations" / "480p",
+                        root / "ImageSets" / "2017" / "train.txt")
+
+
+def youtube_folders(yv_root: Union[str, Path], video_list: Optional[Union[str, Path]] = None) -> VideoFolders:
+    """YouTubeVOS train resized to 480p under `<yv_root>/train_480p` (every 5th frame stored).
+
+    `video_list` restricts it to the videos it names (the original code used a hand-filtered list).
+    """
+    root = Path(yv_root) / "train_480p"
+    return VideoFolders(root / "JPEGImages", root / "Annotations",
+                        Path(video_list) if video_list is not None else None, stride=5)
+
+
+def bl30k_folders(bl_root: Union[str, Path]) -> VideoFolders:
+    """BL30K under `<bl_root>/{JPEGImages,Annotations}/<video>`."""
+    root = Path(bl_root)
+    return VideoFolders(root / "JPEGImages", root / "Annotations")
+
+
+def _frame_stems(folders: VideoFolders, video: str) -> list[str]:
+    """Name-ordered stems of the video's frames that have both a .jpg and a .png mask."""
+    image_dir, mask_dir = folders.images / video, folders.masks / video
+    for folder in (image_dir, mask_dir):
+        if not folder.is_dir():
+            raise InputError(f"{folder}: folder of video {video} not found")
+    masks = {path.stem for path in mask_dir.iterdir() if path.suffix == ".png"}
+    return sorted(path.stem for path in image_dir.iterdir() if path.suffix == ".jpg" and path.stem in masks)
+
+
+def list_videos(folders: VideoFolders) -> dict[str, list[str]]:
+    """{video: frame stems} of the videos with at least three annotated frames (shorter ones are skipped)."""
+    if folders.video_list is not None:
+        names = read_list(folders.video_list)
+    elif folders.images.is_dir():
+        names = sorted(path.name for path in folders.images.iterdir() if path.is_dir())
+    else:
+        raise InputError(f"{folders.images}: video frame folder not found")
+    videos = {name: _frame_stems(folders, name) for name in names}
+    videos = {name: stems for name, stems in videos.items() if len(stems) >= FRAMES}
+    if not videos:
+        raise InputError(f"{folders.images}: no video with at least {FRAMES} annotated frames")
+    return videos
+
+
+def pick_frames(num_frames: int, max_jump: int) -> list[int]:
+    """Three increasing frame indices whose consecutive gaps are in [1, max_jump]; reversed half the time.
+
+    Both gaps are uniform over what fits in the video and the start is uniform over what is left, so that
+    neither gap sizes nor positions lean towards the ends of the video.
+    """
+    if num_frames < FRAMES or max_jump < 1:
+        raise ValueError(f"cannot pick {FRAMES} frames out of {num_frames} with max_jump {max_jump}")
+    first_gap = int(torch.randint(1, min(max_jump, num_frames - 2) + 1, ()))
+    second_gap = int(torch.randint(1, min(max_jump, num_frames - 1 - first_gap) + 1, ()))
+    start = int(torch.randint(0, num_frames - first_gap - second_gap, ()))
+    indices = [start, start + first_gap, start + first_gap + second_gap]
+    return indices[::-1] if torch.rand(1).item() < 0.5 else indices
+
+
+def pick_objects(first_mask: np.ndarray, min_pixels: int = 0) -> list[int]:
+    """Up to two distinct random labels among the objects of the first frame with at least `min_pixels`."""
+    labels, counts = np.unique(first_mask, return_counts=True)
+    candidates = [int(label) for label, count in zip(labels, counts) if label != 0 and count >= min_pixels]
+    order = torch.randperm(len(candidates))[:MAX_OBJECTS]
+    return [candidates[i] for i in order.tolist()]
+
+
+class VOSDataset(Dataset):
+    """Samples of three frames of one video, augmented together then per frame, and up to two target objects.
+
+    Shared: horizontal flip, random resized crop to `crop_size` (area `crop_scale`, aspect (0.75, 1.25)),
+    colour jitter (0.1, 0.03, 0.03), grayscale p=0.05. Per frame: random affine (rotation +-15, shear +-10),
+    colour jitter (0.01, 0.01, 0.01). Targets are drawn among the labels of the augmented first frame with
+    at least `min_object_pixels` pixels there (counted at the crop resolution, after every augmentation);
+    when there is none the frames are drawn again, up to 5 times, after which `gt` is all zeros.
+    `max_jump` (stored frames) defaults to the curriculum's first value; `set_max_jump` changes it.
+    """
+
+    def __init__(self, folders: VideoFolders, crop_size: int = 384, crop_scale: tuple[float, float] = CROP_SCALE,
+                 min_object_pixels: int = 0, max_jump: Optional[int] = None) -> None:
+        self.folders = folders
+        self.stride = folders.stride
+        self.min_object_pixels = min_object_pixels
+        self.frames = list_videos(folders)
+        self.videos = list(self.frames)
+        self.set_max_jump(max_jump if max_jump is not None else curriculum.max_jump(0, 1, stride=self.stride))
+        self.shared = Compose([
+            RandomHorizontalFlip(),
+            RandomResizedCrop(crop_size, crop_scale, CROP_RATIO),
+            ColourJitter(0.1, 0.03, 0.03),
+            RandomGrayscale(0.05),
+        ])
+        self.per_frame = PerFrame(Compose([
+            RandomAffine(degrees=15, shear=10),
+            ColourJitter(0.01, 0.01, 0.01),
+        ]))
+
+    def set_max_jump(self, max_jump: int) -> None:
+        """Largest gap between consecutive sampled frames, in stored frames (see `dataset.curriculum`).
+
+        DataLoader workers copy the dataset when an epoch's iterator starts: call this between epochs, and
+        not with persistent_workers=True.
+        """
+        if max_jump < 1:
+            raise ValueError(f"max_jump must be at least 1, got {max_jump}")
+        self.max_jump = max_jump
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def _load(self, video: str, stems: list[str]) -> tuple[list[Image.Image], list[Image.Image]]:
+        """The RGB frames and label masks of `stems`; InputError if a mask's size differs from its frame's."""
+        images, masks = [], []
+        for stem in stems:
+            image = read_image(self.folders.images / video / f"{stem}.jpg")
+            mask_path = self.folders.masks / video / f"{stem}.png"
+            mask = read_mask(mask_path)
+            if mask.shape != image.shape[:2]:
+                raise InputError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, "
+                                 f"frame {image.shape[1]}x{image.shape[0]}")
+            images.append(Image.fromarray(image))
+            masks.append(Image.fromarray(mask))
+        return images, masks
+
+    def __getitem__(self, index: int) -> dict:
+        video = self.videos[index]
+        stems = self.frames[video]
+        for _ in range(MAX_TRIALS):
+            chosen = [stems[i] for i in pick_frames(len(stems), self.max_jump)]
+            images, masks = self.per_frame(*self.shared(*self._load(video, chosen)))
+            targets = pick_objects(np.asarray(masks[0]), self.min_object_pixels)
+            if targets:
+                break
+        return to_sample(images, masks, targets, name=video, frames=[f"{stem}.jpg" for stem in chosen])
+
+
+def davis_train(davis_root: Union[str, Path], crop_size: int = 384) -> VOSDataset:
+    """DAVIS 2017 train, 480p."""
+    return VOSDataset(davis_folders(davis_root), crop_size)
+
+
+def youtube_train(yv_root: Union[str, Path], crop_size: int = 384,
+                  video_list: Optional[Union[str, Path]] = None) -> VOSDataset:
+    """YouTubeVOS train at 480p (frame distances in stored frames, i.e. 5 video frames each)."""
+    return VOSDataset(youtube_folders(yv_root, video_list), crop_size)
+
+
+def bl30k_train(bl_root: Union[str, Path], crop_size: int = 384) -> VOSDataset:
+    """BL30K (F.3.3): crop scale (0.25, 1.0) and objects under 100 pixels in the first frame never targets."""
+    return VOSDataset(bl30k_folders(bl_root), crop_size, crop_scale=BL30K_CROP_SCALE,
+                      min_object_pixels=BL30K_MIN_OBJECT_PIXELS)
+
+
+def repeat_concat(parts: Sequence[tuple[Dataset, int]]) -> ConcatDataset:
+    """One dataset listing each part `repeats` times (the same object, so its settings stay shared)."""
+    return ConcatDataset([dataset for dataset, repeats in parts for _ in range(repeats)])
+
+
+def main_training_set(davis_root: Union[str, Path], yv_root: Union[str, Path], crop_size: int = 384,
+                      youtube_list: Optional[Union[str, Path]] = None) -> ConcatDataset:
+    """DAVIS x5 + YouTubeVOS (optionally only the videos `youtube_list` names): stages 2 and 3."""
+    return repeat_concat([(davis_train(davis_root, crop_size), DAVIS_REPEATS),
+                          (youtube_train(yv_root, crop_size, youtube_list), 1)])

@@ -1,0 +1,46 @@
+"""DAVIS J&F of a results folder (<sequence>/<frame>.png palette PNGs), as the official toolkit computes it.
+
+Writes global_results-<set>.csv, per-sequence_results-<set>.csv and results.json into the results folder.
+Example: python scripts/evaluate_davis.py --davis_path ../DAVIS/2017/trainval --results output/d17
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from util.fileio import InputError  # noqa: E402
+from util.metrics import default_workers, evaluate_davis, format_tables  # noqa: E402
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--davis_path", required=True, type=Path,
+                        help="DAVIS folder with Annotations/480p and ImageSets (e.g. DAVIS/2017/trainval)")
+    parser.add_argument("--results", required=True, type=Path, help="folder of <sequence>/<frame>.png results")
+    parser.add_argument("--set", default="val", help="set list under ImageSets/<year> (default val)")
+    parser.add_argument("--year", type=int, default=2017, choices=(2016, 2017),
+                        help="2016 merges all objects into one (default 2017)")
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="processes, one sequence each at a time (default min(2, CPUs))")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    """Evaluate, print the tables; exit code 2 with a one-line message on bad input."""
+    args = parse_args(argv)
+    try:
+        numbers = evaluate_davis(args.davis_path, args.results, args.set, args.year, args.workers)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(format_tables(numbers, args.set))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

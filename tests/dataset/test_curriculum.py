@@ -1,0 +1,58 @@
+"""The max-frame-distance curriculum: switch points, BL30K's longer annealing, the YouTubeVOS stride."""
+import pytest
+from torch.utils.data import ConcatDataset, Dataset
+
+from dataset.curriculum import max_jump, set_curriculum
+
+
+@pytest.mark.parametrize("iteration, expected", [
+    (0, 5), (14_999, 5), (15_000, 10), (29_999, 10), (30_000, 15), (45_000, 20), (60_000, 25),
+    (134_999, 25), (135_000, 5), (149_999, 5), (150_000, 5), (200_000, 5),
+])
+def test_main_training_switches_at_0_10_20_30_40_90_percent(iteration, expected):
+    assert max_jump(iteration, 150_000) == expected
+
+
+@pytest.mark.parametrize("iteration, expected", [
+    (0, 5), (50_000, 10), (100_000, 15), (150_000, 20), (200_000, 25), (399_999, 25), (400_000, 5),
+])
+def test_bl30k_falls_back_at_80_percent(iteration, expected):
+    assert max_jump(iteration, 500_000, bl30k=True) == expected
+
+
+def test_stride_divides_the_distance_and_keeps_at_least_one():
+    total = 100
+    assert [max_jump(i, total, stride=5) for i in (0, 10, 20, 30, 40, 90)] == [1, 2, 3, 4, 5, 1]
+    assert [max_jump(i, total, stride=30) for i in (0, 40)] == [1, 1]
+
+
+def test_bad_arguments():
+    for arguments in [(0, 0), (-1, 10), (0, 10, False, 0)]:
+        with pytest.raises(ValueError):
+            max_jump(*arguments)
+
+
+class FakeVideoSet(Dataset):
+    """Just what set_curriculum touches."""
+
+    def __init__(self, stride: int) -> None:
+        self.stride = stride
+        self.max_jump = None
+
+    def set_max_jump(self, value: int) -> None:
+        self.max_jump = value
+
+    def __len__(self) -> int:
+        return 1
+
+
+def test_set_curriculum_gives_each_set_its_stride_adjusted_distance():
+    davis, youtube = FakeVideoSet(1), FakeVideoSet(5)
+    combined = ConcatDataset([davis] * 5 + [youtube])
+    set_curriculum(combined, iteration=60_000, total_iterations=150_000)
+    assert (davis.max_jump, youtube.max_jump) == (25, 5)
+    set_curriculum(combined, iteration=15_000, total_iterations=150_000)
+    assert (davis.max_jump, youtube.max_jump) == (10, 2)
+    bl30k = FakeVideoSet(1)
+    set_curriculum(bl30k, iteration=400_000, total_iterations=500_000, bl30k=True)
+    assert bl30k.max_jump == 5

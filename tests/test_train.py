@@ -1,0 +1,183 @@
+"""train.py and the trainer: stage defaults, exact resume, torchrun DDP, signals, non-finite losses."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+import torch
+
+from dataset.synthetic_layouts import SyntheticSpec, write_layout
+from eval_helpers import ROOT, run_script
+from model.trainer import Trainer, TrainingError, lr_factor
+from util.config import STAGES, TrainConfig, training_parser
+
+
+@pytest.fixture(scope="session")
+def data_roots(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_data")
+    spec = dict(size=(80, 112), max_objects=3, progress=False)
+    write_layout("davis", root / "DAVIS" / "2017" / "trainval", SyntheticSpec(videos=4, frames=10, seed=3, **spec))
+    write_layout("youtube", root / "YT_full", SyntheticSpec(videos=3, frames=20, seed=4, **spec))
+    (root / "YouTube").mkdir()
+    (root / "YT_full" / "train").rename(root / "YouTube" / "train_480p")
+    write_layout("static", root / "static", SyntheticSpec(videos=3, frames=1, seed=5, **spec))
+    return root
+
+
+def _video_args(roots, save_dir, *extra):
+    return ["--stage", "3", "--davis_root", roots / "DAVIS", "--yv_root", roots / "YouTube", "--no_pretrained",
+            "-b", "2", "--crop_size", "64", "--num_workers", "0", "--save_dir", save_dir, *extra]
+
+
+def _checksums(output: str) -> list[str]:
+    return [line.split("checksum ")[1] for line in output.splitlines() if "parameter checksum" in line]
+
+
+def test_stage_defaults_follow_the_paper():
+    for stage, iterations, step, batch in [(0, 300_000, 150_000, 16), (1, 500_000, 450_000, 8),
+                                           (2, 300_000, 250_000, 8), (3, 150_000, 125_000, 8)]:
+        config = TrainConfig.from_args(training_parser().parse_args(["--stage", str(stage)]))
+        assert (config.iterations, config.steps, config.batch_size) == (iterations, (step,), batch)
+        assert config.lr == 1e-5 and config.weight_decay == 1e-7 and config.gamma == 0.1
+        assert config.single_object == (stage == 0) and config.crop_size == 384 and config.pretrained
+    custom = TrainConfig.from_args(training_parser().parse_args(
+        ["--stage", "3", "-i", "10", "-b", "4", "--steps", "5", "7", "--lr", "2e-5", "--no_pretrained"]))
+    assert (custom.iterations, custom.batch_size, custom.steps, custom.lr, custom.pretrained) == \
+        (10, 4, (5, 7), 2e-5, False)
+    assert set(STAGES) == {0, 1, 2, 3}
+
+
+def test_lr_schedule_steps_and_warms_up():
+    assert [lr_factor(i, (3,), 0.1) for i in (0, 2, 3, 9)] == pytest.approx([1, 1, 0.1, 0.1])
+    assert [lr_factor(i, (), 0.1, warmup=4) for i in (0, 1, 3, 8)] == pytest.approx([0.25, 0.5, 1, 1])
+
+
+def test_static_stage_trains_single_object_and_saves_released_layout(data_roots, tmp_path):
+    result = run_script("train.py", "--stage", "0", "--static_root", data_roots / "static", "--no_pretrained",
+                        "-i", "2", "-b", "2", "--crop_size", "64", "--num_workers", "0", "--save_dir", tmp_path,
+                        "--id", "s0")
+    assert "done at iteration 2" in result.stdout
+    run = next(tmp_path.iterdir())
+    weights = torch.load(run / f"{run.name}_2.pth")
+    assert weights["value_encoder.conv1.weight"].shape == (64, 4, 7, 7)  # the stage-0 network
+    assert (run / "config.json").is_file() and any((run / "logs").iterdir())
+    # stage-0 weights continue into main training, widened
+    result = run_script("train.py", *_video_args(data_roots, tmp_path / "s3", "-i", "1", "--load_network",
+                                                 run / f"{run.name}_2.pth"))
+    assert "done at iteration 1" in result.stdout
+
+
+def test_resume_is_exact(data_roots, tmp_path):
+    straight = run_script("train.py", *_video_args(data_roots, tmp_path / "a", "-i", "4"))
+    run_script("train.py", *_video_args(data_roots, tmp_path / "b", "-i", "4", "--stop_at", "2"))
+    checkpoint = next((tmp_path / "b").glob("*/*_checkpoint.pth"))
+    assert torch.load(checkpoint)["iteration"] == 2
+    resumed = run_script("train.py", *_video_args(data_roots, tmp_path / "b", "-i", "4", "--resume", checkpoint,
+                                                  "--num_workers", "2"))
+    assert "continuing from iteration 2" in resumed.stdout and "done at iteration 4 (2 this run)" in resumed.stdout
+    assert _checksums(straight.stdout) == _checksums(resumed.stdout)
+    run_a = next((tmp_path / "a").iterdir())
+    weights_a = torch.load(run_a / f"{run_a.name}_4.pth")
+    weights_b = torch.load(next((tmp_path / "b").glob("*/*_4.pth")))
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+
+
+def test_torchrun_two_processes_stay_in_sync_and_resume(data_roots, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    base = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29741",
+            str(ROOT / "train.py"), *map(str, _video_args(data_roots, tmp_path, "--device", "cpu"))]
+    first = subprocess.run(base + ["-i", "3", "--save_every", "2"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stderr
+    sums = _checksums(first.stdout)
+    assert len(sums) == 2 and sums[0] == sums[1]  # identical weights on both ranks
+    assert "2 process(es) x batch 1" in first.stdout
+    checkpoint = next(tmp_path.glob("*/*_checkpoint.pth"))
+    state = torch.load(checkpoint)
+    assert state["iteration"] == 3 and len(state["rng"]) == 2 and state["world_size"] == 2
+    second = subprocess.run(base + ["-i", "4", "--resume", str(checkpoint)], cwd=ROOT, capture_output=True,
+                            text=True, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "continuing from iteration 3" in second.stdout and "done at iteration 4" in second.stdout
+
+
+def test_batch_must_divide_among_processes(data_roots, tmp_path):
+    env = {**os.environ, "RANK": "0", "WORLD_SIZE": "3"}
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *map(str, _video_args(data_roots, tmp_path))],
+                            cwd=ROOT, capture_output=True, text=True, env=env)
+    assert result.returncode == 2 and "--batch_size 2 (total over all processes) does not divide among 3" in result.stderr
+
+
+def test_missing_dataset_roots_are_named_before_training(tmp_path):
+    result = run_script("train.py", "--stage", "3", "--davis_root", tmp_path / "D", "--yv_root", tmp_path / "Y",
+                        "--no_pretrained", "--save_dir", tmp_path, check=False)
+    assert result.returncode == 2
+    assert str(tmp_path / "D") in result.stderr and str(tmp_path / "Y") in result.stderr
+    assert not list(tmp_path.glob("*/config.json"))
+
+
+def test_offline_imagenet_weights_give_one_message(data_roots, tmp_path):
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "empty")}
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--stage", "0", "--static_root",
+                             str(data_roots / "static"), "--save_dir", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--no_pretrained" in result.stderr and "TORCH_HOME" in result.stderr
+
+
+def test_sigterm_saves_a_checkpoint_to_resume_from(data_roots, tmp_path):
+    command = [sys.executable, str(ROOT / "train.py"), *map(str, _video_args(data_roots, tmp_path, "-i", "500"))]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = threading.Event()
+
+    def watch():
+        for line in iter(lambda: process.stderr.read(64), ""):
+            if "loss=" in line:
+                seen.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    assert seen.wait(120), "training did not start"
+    process.send_signal(signal.SIGTERM)
+    stdout, _ = process.communicate(timeout=120)
+    assert process.returncode == 0
+    assert "stopped (resume with --resume)" in stdout
+    checkpoint = next(tmp_path.glob("*/*_checkpoint.pth"))
+    assert 1 <= torch.load(checkpoint)["iteration"] < 500
+
+
+def _trainer(**overrides) -> Trainer:
+    args = ["--stage", "3", "--no_pretrained", "--crop_size", "64", "-b", "2"]
+    config = TrainConfig.from_args(training_parser().parse_args(args))
+    return Trainer(config.__class__(**{**config.__dict__, **overrides}), torch.device("cpu"))
+
+
+def _batch(data_roots):
+    from dataset.sampling import SeededSamples
+    from dataset.vos_dataset import davis_train
+
+    samples = SeededSamples(davis_train(data_roots / "DAVIS", crop_size=64))
+    items = [samples[(i, 100 + i, 0)] for i in range(2)]
+    return {k: torch.stack([item[k] for item in items]) for k in ("rgb", "gt", "sec_gt", "selector")}
+
+
+def test_loss_falls_when_overfitting_one_batch(data_roots):
+    trainer = _trainer(lr=1e-4)
+    trainer.train_mode()
+    batch = _batch(data_roots)
+    losses = [trainer.step(batch)[1]["total_loss"].item() for _ in range(20)]
+    assert sum(losses[-4:]) / 4 < 0.6 * sum(losses[:4]) / 4, losses
+    assert not any(m.training for m in trainer.network.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_non_finite_losses_skip_steps_then_stop(data_roots):
+    trainer = _trainer(max_nonfinite=2)
+    trainer.train_mode()
+    batch = _batch(data_roots)
+    batch["rgb"][:] = float("nan")
+    before = {k: v.clone() for k, v in trainer.network.state_dict().items()}
+    with pytest.warns(UserWarning, match="non-finite loss"):
+        assert trainer.step(batch) is None
+    with pytest.warns(UserWarning), pytest.raises(TrainingError, match="not finite for 2 iterations"):
+        trainer.step(batch)
+    assert all(torch.equal(before[k], v) for k, v in trainer.network.state_dict().items())
