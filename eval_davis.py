@@ -8,7 +8,7 @@ J&F tables (ground truth needed). Example:
 import argparse
 from pathlib import Path
 
-from inference.runner import load_network, run_videos, summarise, write_zip
+from inference.runner import load_network, prepare_scores, run_videos, summarise, write_zip
 from inference.sources import davis_videos
 from util.config import EvalConfig, add_inference_args, run_cli
 from util.distributed import barrier, cleanup, init_distributed, rank_and_world
@@ -42,7 +42,8 @@ def main() -> int:
     videos = davis_videos(root, SPLITS[args.split][1], args.year, "480p" if args.resolution == "480" else "Full-Resolution")
     network = load_network(config.model, config.options.device, config.similarity)
     init_distributed(config.options.device)
-    timings = run_videos(network, videos, config.schedule, config.output, config.options)
+    scores = prepare_scores(config.output, "") if args.save_scores else None
+    timings = run_videos(network, videos, config.schedule, config.output, config.options, scores)
     barrier()
     if rank_and_world()[0] == 0:
         summary = summarise(timings, config.output / "timing.json")

@@ -7,7 +7,7 @@ Examples:
 import argparse
 from pathlib import Path
 
-from inference.runner import load_network, run_videos, summarise
+from inference.runner import load_network, prepare_scores, run_videos, summarise
 from inference.sources import folder_videos, video_file
 from util.config import EvalConfig, add_inference_args, run_cli
 from util.distributed import barrier, cleanup, init_distributed, rank_and_world
@@ -28,7 +28,8 @@ def main() -> int:
     videos = folder_videos(args.data_path) if args.data_path else [video_file(args.video, args.mask)]
     network = load_network(config.model, config.options.device, config.similarity)
     init_distributed(config.options.device)
-    timings = run_videos(network, videos, config.schedule, config.output, config.options)
+    scores = prepare_scores(config.output, "") if args.save_scores else None
+    timings = run_videos(network, videos, config.schedule, config.output, config.options, scores)
     barrier()
     if rank_and_world()[0] == 0:
         summary = summarise(timings, config.output / "timing.json")

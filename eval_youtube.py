@@ -9,7 +9,7 @@ frames meta.json asks for (all with --output_all). Writes <output>/Annotations/<
 import argparse
 from pathlib import Path
 
-from inference.runner import load_network, run_videos, summarise, write_zip
+from inference.runner import load_network, prepare_scores, run_videos, summarise, write_zip
 from inference.sources import youtube_videos
 from util.config import EvalConfig, add_inference_args, run_cli
 from util.distributed import barrier, cleanup, init_distributed, rank_and_world
@@ -27,7 +27,8 @@ def main() -> int:
     network = load_network(config.model, config.options.device, config.similarity)
     init_distributed(config.options.device)
     annotations = config.output / "Annotations"
-    timings = run_videos(network, videos, config.schedule, annotations, config.options)
+    scores = prepare_scores(config.output, "Annotations") if args.save_scores else None
+    timings = run_videos(network, videos, config.schedule, annotations, config.options, scores)
     barrier()
     if rank_and_world()[0] == 0:
         summary = summarise(timings, config.output / "timing.json")

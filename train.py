@@ -5,6 +5,7 @@
 """
 import json
 import sys
+from dataclasses import replace
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -13,7 +14,10 @@ from dataset.checks import check_roots
 from dataset.curriculum import set_curriculum
 from dataset.sampling import SeededSamples, TrainingSampler
 from dataset.static_dataset import StaticDataset
+from dataset.synthetic_online import SyntheticStaticDataset, SyntheticVideoDataset
 from dataset.vos_dataset import bl30k_train, main_training_set
+from model.backbones import infer_backbone
+from model.checkpoint import network_state_dict, read_checkpoint
 from model.trainer import RunPaths, Trainer, TrainingError, new_run, parameter_checksum, run_training
 from util.config import TrainConfig, run_cli, training_parser
 from util.distributed import cleanup, init_distributed, pick_device, rank_and_world
@@ -21,7 +25,13 @@ from util.fileio import InputError, atomic_path
 
 
 def build_dataset(config: TrainConfig) -> Dataset:
-    """The stage's training set, after checking that every root it needs is there."""
+    """The stage's training set, after checking that every root it needs is there (or, with --synthetic,
+    fresh synthetic samples: one-object images for stage 0, videos otherwise)."""
+    if config.synthetic:
+        height, width, frames = config.synthetic
+        if config.data == "static":
+            return SyntheticStaticDataset((height, width), config.crop_size)
+        return SyntheticVideoDataset((height, width), frames, crop_size=config.crop_size)
     check_roots(config.stage, config.static_root, config.bl_root, config.yv_root, config.davis_root)
     if config.data == "static":
         return StaticDataset(config.static_root, config.crop_size)
@@ -30,9 +40,20 @@ def build_dataset(config: TrainConfig) -> Dataset:
     return main_training_set(config.davis_root, config.yv_root, config.crop_size)
 
 
+def weights_backbone(config: TrainConfig) -> TrainConfig:
+    """The key encoder variant recorded in the weights we start from, if any (no flag needed)."""
+    source = config.resume or config.load_network
+    if source is None:
+        return config
+    backbone = infer_backbone(network_state_dict(read_checkpoint(source)))
+    if backbone != config.backbone:
+        print(f"{source} holds a {backbone} key encoder: using it (not --backbone {config.backbone})")
+    return replace(config, backbone=backbone)
+
+
 def main() -> int:
     args = training_parser().parse_args()
-    config = TrainConfig.from_args(args)
+    config = weights_backbone(TrainConfig.from_args(args))
     rank, world = rank_and_world()
     if config.batch_size % world:
         raise InputError(f"--batch_size {config.batch_size} (total over all processes) does not divide "

@@ -24,12 +24,14 @@ AFFINITY_BUDGET = 1 << 24
 class MemorySchedule:
     """When frames enter memory: every `mem_every` frames after the last memory frame or annotation
     (Table 1 of the supplementary), optionally the previous frame as a temporary entry, top-k readout
-    (0 = full softmax) and a cap on memory frames per object group (None = unlimited, as in the paper)."""
+    (0 = full softmax), a cap on memory frames per object group (None = unlimited, as in the paper) and
+    kernelized reading (KMN) with the given Gaussian std in stride-16 pixels (None = off)."""
 
     mem_every: int = 5
     include_last: bool = False
     top_k: int = 20
     max_mem_frames: Optional[int] = None
+    kernel_sigma: Optional[float] = None
 
     def is_memory_frame(self, index: int, last_memory_index: Optional[int]) -> bool:
         """Whether an unannotated frame enters memory for good."""
@@ -108,7 +110,7 @@ class InferenceCore:
             memory_key, memory_value = group.bank.memory()
             chunk = max(1, AFFINITY_BUDGET // memory_key.shape[2])
             readouts.append(self.network.read_memory(
-                features.key, memory_key, memory_value, self.schedule.top_k, query_chunk=chunk
+                features.key, memory_key, memory_value, self.schedule.top_k, chunk, self.schedule.kernel_sigma
             ))
         readout = torch.cat(readouts, dim=1)  # 1, K, Cv, h, w: groups hold consecutive objects in order
         terms = self.network.decoder.frame_terms(features.f16_thin, features.f8, features.f4)

@@ -7,7 +7,7 @@ half-written sequence.
 import json
 import time
 import zipfile
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from inference.core import InferenceCore, MemorySchedule, plan_frames
 from inference.prefetch import read_ahead
-from inference.sources import Video, iterate_frames
-from model.checkpoint import load_weights
+from inference.sources import FrameInfo, Video, iterate_frames
+from model.backbones import infer_backbone
+from model.checkpoint import load_weights, network_state_dict, read_checkpoint
 from model.fold import fold_batchnorm
 from model.network import STCN
 from util.distributed import rank_and_world
@@ -34,12 +35,14 @@ from util.palette import DAVIS_PALETTE, read_indexed_png, write_indexed_png
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run: device, mixed precision, processing size (shorter side; None = as stored), overlay."""
+    """How to run: device, mixed precision, processing size (shorter side; None = as stored), overlay
+    video, horizontally flipped processing (test-time augmentation)."""
 
     device: torch.device = torch.device("cpu")
     amp: bool = False
     size: Optional[int] = None
     overlay: bool = False
+    flip: bool = False
 
 
 @dataclass
@@ -76,6 +79,9 @@ def _segment_frame(core: InferenceCore, image: np.ndarray, mask: Optional[np.nda
                    options: RunOptions) -> torch.Tensor:
     """Probabilities (K+1, H, W) at the frame's stored size, processed at `options.size`."""
     height, width = image.shape[:2]
+    if options.flip:
+        image = np.ascontiguousarray(image[:, ::-1])
+        mask = None if mask is None else np.ascontiguousarray(mask[:, ::-1])
     x = normalise(image).to(options.device)
     new_ids = ()
     if mask is not None:
@@ -89,41 +95,85 @@ def _segment_frame(core: InferenceCore, image: np.ndarray, mask: Optional[np.nda
         prob = core.step(x, mask, new_ids, is_last=is_last).float()
     if prob.shape[-2:] != (height, width):
         prob = F.interpolate(prob[None], (height, width), mode="bilinear", align_corners=False)[0]
-    return prob
+    return prob.flip(-1) if options.flip else prob
 
 
 def segment_video(network: STCN, video: Video, schedule: MemorySchedule, out_dir: Path,
-                  options: RunOptions = RunOptions()) -> VideoTiming:
-    """Segment one video and write `out_dir/<video>/<frame>.png` (and an overlay video if asked)."""
+                  options: RunOptions = RunOptions(), scores_dir: Optional[Path] = None) -> VideoTiming:
+    """Segment one video: `out_dir/<video>/<frame>.png`, an overlay video if asked, and the frames'
+    probabilities under `scores_dir/<video>/` if given."""
     plan = plan_frames(video.annotated(), [f.required for f in video.frames], schedule)
     if not any(plan):
         raise InputError(f"video {video.name}: no annotated frame to start from")
     last_planned = max(i for i, p in enumerate(plan) if p)
     palette = _palette_of(video)
     core = InferenceCore(network, schedule)
-    colours = np.array(palette, dtype=np.uint8).reshape(-1, 3)
     frames_done, seconds = 0, 0.0
-    unprocessed_required = [f.name for f, p in zip(video.frames, plan) if f.required and not p]
-    with atomic_dir(out_dir / video.name) as folder, _OverlayWriter(out_dir, video, options) as overlay, \
-            tqdm(total=sum(plan), desc=video.name, unit="frame", leave=False) as progress:
+    with ExitStack() as stack:
+        file_sinks = [_MaskFolder(stack.enter_context(atomic_dir(out_dir / video.name)), palette)]
+        if scores_dir is not None:
+            file_sinks.append(_ScoreFolder(stack.enter_context(atomic_dir(scores_dir / video.name)), video, palette))
+        sinks = list(file_sinks)
+        if options.overlay:
+            sinks.append(stack.enter_context(_OverlayWriter(out_dir / f"{video.name}_overlay.mp4", video, palette)))
+        progress = stack.enter_context(tqdm(total=sum(plan), desc=video.name, unit="frame", leave=False))
         for index, image, mask in read_ahead(iterate_frames(video, plan)):
             while core.frame_index < index - 1:
                 core.skip()
             _synchronise(options.device)
             start = time.perf_counter()
             prob = _segment_frame(core, image, mask, index == last_planned, options)
-            lookup = torch.tensor([0] + core.object_ids, dtype=torch.uint8, device=prob.device)
-            labels = lookup[prob.argmax(dim=0)].cpu().numpy()
+            labels = labels_of(prob, core.object_ids)
             seconds += time.perf_counter() - start
             frames_done += 1
-            if video.frames[index].required:
-                write_indexed_png(folder / f"{video.frames[index].name}.png", labels, palette)
-            overlay.add(image, colours[labels], labels > 0)
+            for sink in sinks:
+                sink.add(video.frames[index], image, prob, core.object_ids, labels)
             progress.update()
         # Frames asked for before the first annotation have no object yet (only with --output_all).
-        for name in unprocessed_required:
-            write_indexed_png(folder / f"{name}.png", np.zeros(labels.shape, np.uint8), palette)
+        background = torch.ones(1, *labels.shape)
+        for frame, planned in zip(video.frames, plan):
+            if frame.required and not planned:
+                for sink in file_sinks:
+                    sink.add(frame, None, background, [], np.zeros(labels.shape, np.uint8))
     return VideoTiming(video.name, frames_done, seconds)
+
+
+def labels_of(prob: torch.Tensor, object_ids: list[int]) -> np.ndarray:
+    """Label map (H, W) uint8 with the objects' own ids from probabilities (K+1, H, W)."""
+    lookup = torch.tensor([0] + list(object_ids), dtype=torch.uint8, device=prob.device)
+    return lookup[prob.argmax(dim=0)].cpu().numpy()
+
+
+class _MaskFolder:
+    """Indexed PNGs of the frames that are asked for."""
+
+    def __init__(self, folder: Path, palette: list[int]) -> None:
+        self.folder, self.palette = folder, palette
+
+    def add(self, frame: FrameInfo, image, prob, object_ids, labels: np.ndarray) -> None:
+        if frame.required:
+            write_indexed_png(self.folder / f"{frame.name}.png", labels, self.palette)
+
+
+class _ScoreFolder:
+    """Each asked-for frame's probabilities, uint8-quantised, with its object ids (for merge_scores.py)."""
+
+    def __init__(self, folder: Path, video: Video, palette: list[int]) -> None:
+        self.folder = folder
+        meta = {"video": video.name, "frames": [f.name for f in video.frames if f.required], "palette": palette}
+        with atomic_path(folder / "meta.json") as tmp:
+            tmp.write_text(json.dumps(meta))
+
+    def add(self, frame: FrameInfo, image, prob: torch.Tensor, object_ids: list[int], labels) -> None:
+        if frame.required:
+            write_scores(self.folder / f"{frame.name}.npz", prob, object_ids)
+
+
+def write_scores(path: Path, prob: torch.Tensor, object_ids: list[int]) -> None:
+    """Probabilities (K+1, H, W) as round(255 p) uint8 with the object ids of channels 1..K."""
+    quantised = (prob.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, prob=quantised, object_ids=np.asarray(object_ids, dtype=np.int64))
 
 
 def _synchronise(device: torch.device) -> None:
@@ -134,36 +184,31 @@ def _synchronise(device: torch.device) -> None:
 class _OverlayWriter:
     """An mp4 of the frames with the masks blended in (`--overlay`), for people to look at."""
 
-    def __init__(self, out_dir: Path, video: Video, options: RunOptions) -> None:
-        self.path = out_dir / f"{video.name}_overlay.mp4"
-        self.enabled = options.overlay
+    def __init__(self, path: Path, video: Video, palette: list[int]) -> None:
+        self.path = path
         self.fps = _video_fps(video.video_file) if video.video_file else 24.0
+        self.colours = np.array(palette, dtype=np.uint8).reshape(-1, 3)
         self.writer = None
-        self._context = None
+        self._target = atomic_path(path)
 
     def __enter__(self) -> "_OverlayWriter":
-        if self.enabled:
-            self._context = atomic_path(self.path)
-            self.temporary = self._context.__enter__()
+        self.temporary = self._target.__enter__()
         return self
 
-    def add(self, image: np.ndarray, colour: np.ndarray, foreground: np.ndarray) -> None:
-        if not self.enabled:
-            return
+    def add(self, frame: FrameInfo, image: np.ndarray, prob, object_ids, labels: np.ndarray) -> None:
         if self.writer is None:
             height, width = image.shape[:2]
             fourcc = cv2.VideoWriter_fourcc(*"mp4v")
             self.writer = cv2.VideoWriter(str(self.temporary), fourcc, self.fps, (width, height))
         blend = image.astype(np.float32)
-        blend[foreground] = 0.5 * blend[foreground] + 0.5 * colour[foreground]
+        foreground = labels > 0
+        blend[foreground] = 0.5 * blend[foreground] + 0.5 * self.colours[labels][foreground]
         self.writer.write(cv2.cvtColor(blend.astype(np.uint8), cv2.COLOR_RGB2BGR))
 
     def __exit__(self, *exc) -> None:
-        if not self.enabled:
-            return
         if self.writer is not None:
             self.writer.release()
-        self._context.__exit__(*exc)
+        self._target.__exit__(*exc)
 
 
 def _video_fps(path: Path) -> float:
@@ -191,25 +236,36 @@ def summarise(timings: list[VideoTiming], out_path: Optional[Path] = None) -> di
 
 
 def load_network(weights: Path, device: torch.device, similarity: str = "l2") -> STCN:
-    """The evaluation network: released or own weights (stage-0 weights widened with zeros), eval mode,
-    BatchNorm folded into the convolutions."""
-    network = STCN(similarity=similarity)
-    load_weights(network, weights, for_training=False)
+    """The evaluation network: released or own weights (stage-0 weights widened with zeros; the key
+    encoder variant read from the weights), eval mode, BatchNorm folded into the convolutions."""
+    state = network_state_dict(read_checkpoint(weights))
+    network = STCN(similarity=similarity, backbone=infer_backbone(state))
+    load_weights(network, state, for_training=False)
     return fold_batchnorm(network.eval()).to(device)
 
 
 def run_videos(network: STCN, videos: list[Video], schedule: MemorySchedule, out_dir: Path,
-               options: RunOptions = RunOptions()) -> list[VideoTiming]:
+               options: RunOptions = RunOptions(), scores_dir: Optional[Path] = None) -> list[VideoTiming]:
     """Segment this process's share of `videos` (all of them without torchrun); timings of all ranks."""
     rank, world = rank_and_world()
     mine = videos[rank::world]
     with tqdm(mine, desc=f"videos (rank {rank})" if world > 1 else "videos", unit="video") as bar:
-        timings = [segment_video(network, video, schedule, out_dir, options) for video in bar]
+        timings = [segment_video(network, video, schedule, out_dir, options, scores_dir) for video in bar]
     if dist.is_available() and dist.is_initialized():
         gathered: list = [None] * world
         dist.all_gather_object(gathered, timings)
         timings = [t for part in gathered for t in part]
     return timings
+
+
+def prepare_scores(output: Path, annotation_dir: str = "") -> Path:
+    """`<output>/scores/`, with layout.json telling merge_scores.py where the masks of this kind of run
+    go (`annotation_dir` under the output: "" for DAVIS, "Annotations" for YouTubeVOS)."""
+    folder = output / "scores"
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "layout.json") as tmp:
+        tmp.write_text(json.dumps({"annotation_dir": annotation_dir}))
+    return folder
 
 
 def write_zip(folder: Path, zip_path: Path, arcname_root: str = "") -> None:

@@ -9,8 +9,9 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-from torchvision.models import ResNet18_Weights, ResNet50_Weights, resnet50
+from torchvision.models import ResNet18_Weights, ResNet50_Weights, Wide_ResNet50_2_Weights, resnet50, wide_resnet50_2
 from torchvision.models._api import WeightsEnum
+from torchvision.models.segmentation.deeplabv3 import ASPP
 
 from model.modules import FeatureFusionBlock
 
@@ -32,14 +33,34 @@ def imagenet_state_dict(weights: WeightsEnum) -> dict[str, torch.Tensor]:
         ) from None
 
 
-class KeyEncoder(nn.Module):
-    """ResNet-50 stem and layer1-3; returns the stride-16, 8 and 4 features (1024, 512, 256 channels)."""
+# Key encoder variants (supplementary E): the paper's ResNet-50 (the released layout), WideResNet-50-2,
+# and WideResNet-50-2 with a DeepLabv3 ASPP block on the stride-16 feature.
+BACKBONES = ("resnet50", "wide_resnet50", "wide_resnet50_aspp")
+ASPP_RATES = (6, 12, 18)  # DeepLabv3's rates at output stride 16
 
-    def __init__(self, pretrained: bool = False) -> None:
+
+def infer_backbone(state: dict[str, torch.Tensor]) -> str:
+    """The key encoder variant a state dict was saved from: its weights record it."""
+    if any(k.startswith("key_encoder.aspp.") for k in state):
+        return "wide_resnet50_aspp"
+    first = state.get("key_encoder.res2.0.conv1.weight")
+    return "wide_resnet50" if first is not None and first.shape[0] == 128 else "resnet50"
+
+
+class KeyEncoder(nn.Module):
+    """ResNet-50 (or a variant's) stem and layer1-3; returns the stride-16, 8 and 4 features
+    (1024, 512, 256 channels, whatever the variant)."""
+
+    def __init__(self, pretrained: bool = False, backbone: str = "resnet50") -> None:
         super().__init__()
-        resnet = resnet50(weights=None)
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}; expected one of {BACKBONES}")
+        if backbone == "resnet50":
+            resnet, weights = resnet50(weights=None), ResNet50_Weights.IMAGENET1K_V1
+        else:
+            resnet, weights = wide_resnet50_2(weights=None), Wide_ResNet50_2_Weights.IMAGENET1K_V1
         if pretrained:
-            resnet.load_state_dict(imagenet_state_dict(ResNet50_Weights.IMAGENET1K_V1))
+            resnet.load_state_dict(imagenet_state_dict(weights))
         self.conv1 = resnet.conv1
         self.bn1 = resnet.bn1
         self.relu = resnet.relu
@@ -47,12 +68,15 @@ class KeyEncoder(nn.Module):
         self.res2 = resnet.layer1
         self.layer2 = resnet.layer2
         self.layer3 = resnet.layer3
+        self.aspp = ASPP(1024, ASPP_RATES, 1024) if backbone == "wide_resnet50_aspp" else None
 
     def forward(self, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(frame))))
         f4 = self.res2(x)
         f8 = self.layer2(f4)
         f16 = self.layer3(f8)
+        if self.aspp is not None:
+            f16 = self.aspp(f16)
         return f16, f8, f4
 
 

@@ -9,11 +9,11 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 def _pairs(module: nn.Module) -> list[tuple[str, str]]:
-    """(conv, bn) child names: `convN`/`bnN` siblings, and `0`/`1` in a Sequential downsample."""
+    """(conv, bn) child names: `convN`/`bnN` siblings, and neighbours in a Sequential (downsample, ASPP)."""
     names = dict(module.named_children())
     pairs = [(f"conv{n}", f"bn{n}") for n in range(1, 4) if f"conv{n}" in names and f"bn{n}" in names]
-    if isinstance(module, nn.Sequential) and len(module) == 2 and isinstance(module[1], nn.BatchNorm2d):
-        pairs.append(("0", "1"))
+    if isinstance(module, nn.Sequential):
+        pairs += [(str(i), str(i + 1)) for i in range(len(module) - 1)]
     return [(c, b) for c, b in pairs if isinstance(names[c], nn.Conv2d) and isinstance(names[b], nn.BatchNorm2d)]
 
 

@@ -4,7 +4,7 @@ Shapes: memory keys (B, Ck, N) with N = T*h*w memory positions, query keys (B, C
 query positions, memory values (B, Cv, N). The affinity is (B, N, P): a softmax over memory positions.
 """
 import math
-from typing import Optional
+from typing import Iterable, Optional
 
 import torch
 
@@ -61,3 +61,38 @@ def sparse_readout(weights: torch.Tensor, indices: torch.Tensor, memory_value: t
     flat_index = indices.reshape(batch, 1, k * positions).expand(-1, channels, -1)
     gathered = memory_value.gather(2, flat_index).view(batch, channels, k, positions)
     return (gathered * weights.unsqueeze(1)).sum(dim=2)
+
+
+def best_query_positions(sims: Iterable[torch.Tensor]) -> torch.Tensor:
+    """For each memory position, the query position (index into P) it matches best: (B, N).
+
+    `sims` yields the similarity chunks (B, N, P_chunk) covering the query positions in order.
+    """
+    best_value, best_index, offset = None, None, 0
+    for sim in sims:
+        value, index = sim.max(dim=2)
+        index = index + offset
+        if best_value is None:
+            best_value, best_index = value, index
+        else:
+            better = value > best_value
+            best_value = torch.where(better, value, best_value)
+            best_index = torch.where(better, index, best_index)
+        offset += sim.shape[2]
+    return best_index
+
+
+def kernelize(sim: torch.Tensor, best_query: torch.Tensor, query_start: int, width: int, sigma: float) -> torch.Tensor:
+    """Kernelized memory reading (KMN, Seong et al. 2020): add log g(i, j), a 2-D Gaussian of std `sigma`
+    (in stride-16 pixels) around memory position i's best-matching query position, to S(i, j).
+
+    sim (B, N, P_chunk) covers query positions query_start..query_start+P_chunk of a (h, width) grid;
+    best_query (B, N) from `best_query_positions`. Softmax then gives weights prop. to exp(S) * g.
+    """
+    positions = torch.arange(query_start, query_start + sim.shape[2], device=sim.device)
+    query_y = torch.div(positions, width, rounding_mode="floor").to(sim.dtype)
+    query_x = (positions % width).to(sim.dtype)
+    best_y = torch.div(best_query, width, rounding_mode="floor").to(sim.dtype).unsqueeze(2)  # B, N, 1
+    best_x = (best_query % width).to(sim.dtype).unsqueeze(2)
+    distance_sq = (query_y - best_y) ** 2 + (query_x - best_x) ** 2  # B, N, P_chunk
+    return sim - distance_sq / (2 * sigma ** 2)

@@ -76,16 +76,18 @@ class STCN(nn.Module):
     single_object: the stage-0 network, whose value encoder sees no "other objects" channel.
     pretrained: initialise both backbones from torchvision's ImageNet weights (never downloads otherwise).
     similarity: 'l2' (the paper) or 'dot' (the STM ablation of Table 1).
+    backbone: the key encoder, 'resnet50' (the paper) or a variant of supplementary E (see BACKBONES).
     """
 
     def __init__(self, single_object: bool = False, pretrained: bool = False, key_dim: int = 64,
-                 value_dim: int = 512, similarity: str = "l2") -> None:
+                 value_dim: int = 512, similarity: str = "l2", backbone: str = "resnet50") -> None:
         super().__init__()
         if similarity not in memory.SIMILARITIES:
             raise ValueError(f"unknown similarity {similarity!r}; expected one of {memory.SIMILARITIES}")
         self.single_object = single_object
         self.similarity = similarity
-        self.key_encoder = KeyEncoder(pretrained)
+        self.backbone = backbone
+        self.key_encoder = KeyEncoder(pretrained, backbone)
         self.value_encoder = ValueEncoder(1 if single_object else 2, pretrained, 1024, value_dim)
         self.key_proj = KeyProjection(1024, key_dim)
         self.key_comp = nn.Conv2d(1024, 512, kernel_size=3, padding=1)
@@ -122,12 +124,14 @@ class STCN(nn.Module):
         return value.view(batch, objects, *value.shape[1:])
 
     def read_memory(self, query_key: torch.Tensor, memory_key: torch.Tensor, memory_value: torch.Tensor,
-                    top_k: Optional[int] = None, query_chunk: Optional[int] = None) -> torch.Tensor:
+                    top_k: Optional[int] = None, query_chunk: Optional[int] = None,
+                    kernel_sigma: Optional[float] = None) -> torch.Tensor:
         """Readout (B, K, Cv, h, w) for every object from one affinity over the memory.
 
-        query_key (B, Ck, h, w); memory_key (B, Ck, T, h, w); memory_value (B, K, Cv, T, h, w).
-        With top_k, only the k best memory positions per query position are gathered, in chunks of
-        `query_chunk` positions, so memory use does not grow with memory size x frame size.
+        query_key (B, Ck, h, w); memory_key (B, Ck, T, h, w) or (B, Ck, N); memory_value
+        (B, K, Cv, T, h, w) or (B, K, Cv, N). With top_k, only the k best memory positions per query
+        position are gathered, in chunks of `query_chunk` positions, so memory use does not grow with
+        memory size x frame size. `kernel_sigma` turns on kernelized reading (KMN).
         """
         batch, objects, value_dim = memory_value.shape[:3]
         height, width = query_key.shape[-2:]
@@ -135,9 +139,19 @@ class STCN(nn.Module):
         values = memory_value.reshape(batch, objects * value_dim, -1)  # B, K*Cv, N
         queries = query_key.flatten(start_dim=2)  # B, Ck, P
         chunk = query_chunk or queries.shape[2]
+        starts = range(0, queries.shape[2], chunk)
+
+        def chunk_similarity(start: int) -> torch.Tensor:
+            return memory.similarity(keys, queries[:, :, start:start + chunk], self.similarity)
+
+        best_query = None
+        if kernel_sigma:  # a first pass finds each memory position's best query position
+            best_query = memory.best_query_positions(chunk_similarity(start) for start in starts)
         outputs = []
-        for start in range(0, queries.shape[2], chunk):
-            sim = memory.similarity(keys, queries[:, :, start:start + chunk], self.similarity)
+        for start in starts:
+            sim = chunk_similarity(start)
+            if best_query is not None:
+                sim = memory.kernelize(sim, best_query, start, width, kernel_sigma)
             if top_k:
                 weights, indices = memory.topk_softmax(sim, top_k)
                 outputs.append(memory.sparse_readout(weights, indices, values))

@@ -126,7 +126,7 @@ class Trainer:
         self.world_size = world_size
         torch.manual_seed(config.seed + rank)
         network = STCN(single_object=config.single_object, pretrained=config.pretrained,
-                       similarity=config.similarity)
+                       similarity=config.similarity, backbone=config.backbone)
         if config.load_network:
             load_weights(network, config.load_network, for_training=True)
         self.network = network.to(device)

@@ -1,18 +1,53 @@
-"""`make demo`: show the codebase working end to end on this machine, with no dataset and no GPU.
+"""`make demo`: the codebase working end to end on this machine, with no dataset and no GPU.
 
-Step 1 (parity): build STCN, load the reference's deterministic weights, segment the reference clip
-through the propagation core and print the agreement with the authors' implementation.
+  [1] parity: the network segments the reference clip as the authors' implementation does;
+  [2] data: a synthetic validation set in the DAVIS layout (training draws a fresh synthetic video for
+      every sample, so the training set is an endless stream: see dataset/synthetic_online.py);
+  [3] training with train.py (stage 3 on fresh synthetic videos) for DEMO_MINUTES minutes (default 20);
+  [4] evaluation with eval_davis.py: J&F of the trained network, of the same network untrained and of
+      copying the first-frame mask to every frame; FPS; the submission zip;
+  [5] pictures: an overlay GIF (prediction | ground truth) and the learning curve (J&F of the snapshots
+      saved during training against training minutes).
+
+Everything goes to one folder (default demo_output/): data/, train/ (checkpoints and the TensorBoard log),
+masks/ (the trained network's masks, submission.zip, timing.json, J&F CSVs), untrained/, copy_first/,
+overlay.gif, learning_curve.png, demo_summary.json.
+
+  DEMO_MINUTES=120 python scripts/demo.py --out demo_long    # the longer recipe
 """
 import argparse
+import gc
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dataset.synthetic import generate_video, sample_rng  # noqa: E402
+from util.fileio import atomic_path  # noqa: E402
+from util.palette import DAVIS_PALETTE, read_indexed_png, write_indexed_png  # noqa: E402
 from util.reference import DEFAULT_REFERENCE, deterministic_stcn, segment_reference_clip  # noqa: E402
 
+DEFAULT_MINUTES = 20.0
+SEED = 14159265  # train.py's default seed: the untrained network is the one training starts from
+MAX_CURVE_POINTS = 12
 
+
+# ---- [1] parity -----------------------------------------------------------------------------------------
 def parity_step(reference_dir: Path) -> dict:
     """Segment the reference clip with the reference weights; return the agreement numbers."""
     start = time.perf_counter()
@@ -22,20 +57,400 @@ def parity_step(reference_dir: Path) -> dict:
     return agreement
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE,
-                        help="folder of the reference fixtures (default: ../shared/reference)")
-    args = parser.parse_args()
-    print(f"[1] Parity with the authors' implementation ({args.reference})")
-    agreement = parity_step(args.reference)
+def run_parity(reference: Path) -> bool:
+    print(f"[1] Parity with the authors' implementation ({reference})", flush=True)
+    agreement = parity_step(reference)
     print(f"    clip: {agreement['frames']} frames, {agreement['objects']} objects, "
           f"{agreement['seconds']:.1f} s including model construction")
     print(f"    mean |prob - reference prob| = {agreement['mean_abs_diff']:.2e}   (tolerance 1e-4)")
     print(f"    pixels with the reference label = {100 * agreement['label_agreement']:.3f}%   (tolerance 99.9%)")
     ok = agreement["mean_abs_diff"] <= 1e-4 and agreement["label_agreement"] >= 0.999
-    print("    PASS: same model as the reference" if ok else "    FAIL: outputs differ from the reference")
-    return 0 if ok else 1
+    print("    PASS: same model as the reference" if ok else "    FAIL: outputs differ from the reference", flush=True)
+    return ok
+
+
+# ---- [2] data -------------------------------------------------------------------------------------------
+def write_validation_set(root: Path, videos: int, frames: int, size: tuple[int, int], max_objects: int,
+                         seed: int = 0) -> list[str]:
+    """A DAVIS 2017-layout folder whose val list names every video (JPEG frames, palette PNG masks)."""
+    names = [f"val-{i:03d}" for i in range(videos)]
+    for i, name in enumerate(tqdm(names, desc="validation videos", unit="video")):
+        video = generate_video(sample_rng(seed, i, "demo/val"), frames, size, max_objects)
+        image_dir = root / "JPEGImages" / "480p" / name
+        mask_dir = root / "Annotations" / "480p" / name
+        image_dir.mkdir(parents=True, exist_ok=True)
+        mask_dir.mkdir(parents=True, exist_ok=True)
+        for t in range(frames):
+            Image.fromarray(video.frames[t]).save(image_dir / f"{t:05d}.jpg", quality=95)
+            write_indexed_png(mask_dir / f"{t:05d}.png", video.labels[t])
+    for year in ("2016", "2017"):
+        (root / "ImageSets" / year).mkdir(parents=True, exist_ok=True)
+        (root / "ImageSets" / year / "val.txt").write_text("".join(f"{n}\n" for n in names))
+    return names
+
+
+# ---- [3] training ---------------------------------------------------------------------------------------
+def train_arguments(args: argparse.Namespace, stage: int, iterations: int, save_dir: Path,
+                    save_every: int, load: Optional[Path] = None) -> list[str]:
+    """train.py's command line for one stage of the demo recipe."""
+    height, width = args.size
+    command = [
+        "--stage", str(stage), "--id", f"demo_s{stage}", "--synthetic", str(height), str(width), str(args.train_frames),
+        "--no_pretrained", "-i", str(iterations), "--steps", str(max(1, round(0.8 * iterations))),
+        "-b", str(args.batch), "--crop_size", str(args.crop), "--lr", str(args.lr), "--warmup", str(args.warmup),
+        "--clip_grad", str(args.clip_grad), "--bootstrap_start", str(args.bootstrap_start),
+        "--bootstrap_end", str(args.bootstrap_start + 1), "--num_workers", str(args.num_workers),
+        "--save_dir", str(save_dir), "--save_every", str(save_every), "--log_every", "10",
+        "--log_image_every", "100", "--seed", str(SEED), "--device", "cpu",
+    ]
+    if args.cpu_amp:
+        command.append("--cpu_amp")
+    if load is not None:
+        command += ["--load_network", str(load)]
+    return command
+
+
+def seconds_per_iteration(arguments: list[str], steps: int = 3) -> float:
+    """Time a few training steps of exactly this configuration in this process (after one warm-up step)."""
+    from torch.utils.data import default_collate
+
+    import train
+    from dataset.sampling import SeededSamples
+    from model.trainer import Trainer
+    from util.config import TrainConfig, training_parser
+
+    config = TrainConfig.from_args(training_parser().parse_args(arguments))
+    dataset = SeededSamples(train.build_dataset(config))
+    trainer = Trainer(config, torch.device("cpu"))
+    trainer.train_mode()
+    times = []
+    for step in tqdm(range(steps + 1), desc="timing an iteration", unit="it"):
+        start = time.perf_counter()
+        batch = default_collate([dataset[(i, 1000 * step + i, 0)] for i in range(config.batch_size)])
+        trainer.step(batch)
+        times.append(time.perf_counter() - start)
+    del trainer, dataset
+    gc.collect()
+    return float(np.median(times[1:]))
+
+
+def run_train(arguments: list[str], save_dir: Path, deadline_seconds: float) -> tuple[Path, int, float]:
+    """Run train.py (its progress bar shows); SIGTERM it at the deadline (it saves and stops). Returns the
+    final weights, the iterations done and the minutes taken."""
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *arguments], cwd=ROOT,
+                               stdout=subprocess.PIPE, text=True)
+    lines = []
+    reader = _LineReader(process.stdout, lines)
+    while process.poll() is None:
+        if time.perf_counter() - start > deadline_seconds:
+            print(f"\n    training is past its deadline ({deadline_seconds / 60:.1f} min): stopping it", flush=True)
+            process.send_signal(signal.SIGTERM)
+            process.wait()
+            break
+        time.sleep(0.5)
+    reader.join()
+    minutes = (time.perf_counter() - start) / 60
+    if process.returncode != 0:
+        raise SystemExit(f"train.py failed (exit {process.returncode}):\n" + "".join(lines[-20:]))
+    run = _run_folder(save_dir)
+    done = re.search(r"at iteration (\d+)", "".join(lines[-5:]))
+    iteration = int(done.group(1)) if done else 0
+    weights = run / f"{run.name}_{iteration}.pth"
+    if not weights.is_file():
+        weights = run / f"{run.name}_checkpoint.pth"  # stopped at the deadline: the full checkpoint
+    return weights, iteration, minutes
+
+
+class _LineReader:
+    """Echo a child's stdout lines that matter (not its config dump) while keeping them all."""
+
+    def __init__(self, stream, lines: list) -> None:
+        import threading
+
+        self.thread = threading.Thread(target=self._read, args=(stream, lines), daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _read(stream, lines: list) -> None:
+        depth = 0
+        for line in stream:
+            lines.append(line)
+            depth += line.count("{") - line.count("}")
+            if depth == 0 and not line.startswith("}"):
+                print(f"    {line.rstrip()}", flush=True)
+
+    def join(self) -> None:
+        self.thread.join()
+
+
+def _run_folder(save_dir: Path) -> Path:
+    runs = sorted(p for p in save_dir.iterdir() if p.is_dir())
+    if not runs:
+        raise SystemExit(f"train.py wrote no run folder under {save_dir}")
+    return runs[-1]
+
+
+def snapshots(run: Path) -> list[tuple[int, Path]]:
+    """(iteration, weights) of every network snapshot a run saved, in order."""
+    found = []
+    for path in run.glob(f"{run.name}_*.pth"):
+        tail = path.stem[len(run.name) + 1:]
+        if tail.isdigit():
+            found.append((int(tail), path))
+    return sorted(found)
+
+
+# ---- [4] evaluation -------------------------------------------------------------------------------------
+def eval_arguments(args: argparse.Namespace) -> list[str]:
+    return ["--mem_every", str(args.mem_every), "--top", str(args.top), "--device", "cpu"]
+
+
+def run_eval_davis(weights: Path, data: Path, output: Path, args: argparse.Namespace, zip_too: bool) -> dict:
+    """eval_davis.py on the validation set (progress bars show); returns results.json and timing.json."""
+    command = [sys.executable, str(ROOT / "eval_davis.py"), "--model", str(weights), "--davis_path", str(data),
+               "--output", str(output), "--evaluate", *eval_arguments(args)] + (["--zip"] if zip_too else [])
+    result = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"eval_davis.py failed (exit {result.returncode}):\n{result.stdout}")
+    print("    " + result.stdout.splitlines()[0], flush=True)
+    numbers = json.loads((output / "results.json").read_text())
+    timing = json.loads((output / "timing.json").read_text())
+    return {"jf": numbers["J&F-Mean"], "j": numbers["J-Mean"], "f": numbers["F-Mean"], "fps": timing["fps"]}
+
+
+def evaluate_in_process(weights: Path, data: Path, output: Path, args: argparse.Namespace) -> float:
+    """J&F of some weights on the validation set, without starting a process (for the learning curve)."""
+    from inference.core import MemorySchedule
+    from inference.runner import RunOptions, load_network, run_videos
+    from inference.sources import davis_videos
+    from util.metrics import evaluate_davis
+
+    network = load_network(weights, torch.device("cpu"))
+    videos = davis_videos(data, "val", 2017, "480p")
+    schedule = MemorySchedule(mem_every=args.mem_every, top_k=args.top)
+    run_videos(network, videos, schedule, output, RunOptions())
+    return evaluate_davis(data, output, "val", 2017, progress=False)["J&F-Mean"]
+
+
+def copy_first_mask(data: Path, output: Path) -> dict:
+    """The baseline that copies the first frame's mask to every frame, scored like the others."""
+    from util.metrics import evaluate_davis
+
+    names = (data / "ImageSets" / "2017" / "val.txt").read_text().split()
+    for name in names:
+        masks = sorted((data / "Annotations" / "480p" / name).glob("*.png"))
+        first, palette = read_indexed_png(masks[0])
+        (output / name).mkdir(parents=True, exist_ok=True)
+        for path in masks:
+            write_indexed_png(output / name / path.name, first, palette or DAVIS_PALETTE)
+    numbers = evaluate_davis(data, output, "val", 2017)
+    return {"jf": numbers["J&F-Mean"], "j": numbers["J-Mean"], "f": numbers["F-Mean"]}
+
+
+def untrained_weights(path: Path) -> Path:
+    """The network training starts from (train.py seeds torch with its seed, then builds STCN)."""
+    from model.checkpoint import save_weights
+    from model.network import STCN
+
+    torch.manual_seed(SEED)
+    save_weights(STCN(single_object=False, pretrained=False), path)
+    return path
+
+
+# ---- [5] pictures ---------------------------------------------------------------------------------------
+def overlay_gif(data: Path, masks: Path, path: Path, videos: int = 4, scale: int = 2) -> None:
+    """An animated GIF: one row per video, the trained network's masks | the ground truth, over the frames."""
+    palette = np.array(DAVIS_PALETTE, dtype=np.uint8).reshape(-1, 3)
+    names = (data / "ImageSets" / "2017" / "val.txt").read_text().split()[:videos]
+    rows = []
+    for name in names:
+        frames = sorted((data / "JPEGImages" / "480p" / name).glob("*.jpg"))
+        row = []
+        for frame in frames:
+            image = np.asarray(Image.open(frame).convert("RGB"))
+            predicted = read_indexed_png(masks / name / f"{frame.stem}.png")[0]
+            truth = read_indexed_png(data / "Annotations" / "480p" / name / f"{frame.stem}.png")[0]
+            row.append(np.concatenate([_blend(image, predicted, palette), _blend(image, truth, palette)], axis=1))
+        rows.append(row)
+    length = min(len(row) for row in rows)
+    pictures = []
+    for t in range(length):
+        grid = np.concatenate([row[t] for row in rows], axis=0)
+        grid = cv2.resize(grid, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        pictures.append(Image.fromarray(grid))
+    with atomic_path(path) as tmp:
+        pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:], duration=200, loop=0)
+
+
+def _blend(image: np.ndarray, labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    out = image.astype(np.float32)
+    inside = labels > 0
+    out[inside] = 0.45 * out[inside] + 0.55 * palette[labels[inside]]
+    edges = cv2.morphologyEx((labels > 0).astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    out[edges] = 255
+    return out.astype(np.uint8)
+
+
+def plot_curve(points: list[tuple[float, float]], baselines: dict[str, float], path: Path,
+               title: str = "J&F on the synthetic validation set") -> None:
+    """A PNG line plot of (minutes, J&F) with horizontal baselines, drawn with OpenCV."""
+    width, height, left, right, top, bottom = 720, 440, 70, 20, 40, 60
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    x_max = max([m for m, _ in points] + [1.0]) * 1.05
+    y_max = min(1.0, max([v for _, v in points] + list(baselines.values()) + [0.1]) * 1.25)
+
+    def xy(minutes: float, value: float) -> tuple[int, int]:
+        return (int(left + minutes / x_max * (width - left - right)),
+                int(height - bottom - value / y_max * (height - top - bottom)))
+
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for i in range(6):
+        value = y_max * i / 5
+        y = xy(0, value)[1]
+        cv2.line(canvas, (left, y), (width - right, y), (225, 225, 225), 1)
+        cv2.putText(canvas, f"{value:.2f}", (8, y + 5), font, 0.45, (60, 60, 60), 1, cv2.LINE_AA)
+    for i in range(6):
+        minutes = x_max * i / 5
+        x = xy(minutes, 0)[0]
+        cv2.putText(canvas, f"{minutes:.0f}", (x - 8, height - bottom + 20), font, 0.45, (60, 60, 60), 1, cv2.LINE_AA)
+    cv2.line(canvas, (left, height - bottom), (width - right, height - bottom), (0, 0, 0), 1)
+    cv2.line(canvas, (left, top), (left, height - bottom), (0, 0, 0), 1)
+    cv2.putText(canvas, "training minutes", (width // 2 - 60, height - 15), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(canvas, title, (left, 25), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    colours = [(0, 0, 200), (0, 140, 0), (160, 90, 0)]
+    for (name, value), colour in zip(baselines.items(), colours):
+        y = xy(0, value)[1]
+        for x in range(left, width - right, 12):
+            cv2.line(canvas, (x, y), (min(x + 6, width - right), y), colour, 1)
+        cv2.putText(canvas, f"{name} {value:.3f}", (width - right - 190, y - 6), font, 0.45, colour, 1, cv2.LINE_AA)
+    line = [xy(m, v) for m, v in points]
+    for a, b in zip(line, line[1:]):
+        cv2.line(canvas, a, b, (200, 60, 0), 2, cv2.LINE_AA)
+    for (m, v), p in zip(points, line):
+        cv2.circle(canvas, p, 4, (200, 60, 0), -1, cv2.LINE_AA)
+    if points:
+        cv2.putText(canvas, f"trained {points[-1][1]:.3f}", (line[-1][0] - 120, line[-1][1] - 10), font, 0.45,
+                    (200, 60, 0), 1, cv2.LINE_AA)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(cv2.imencode(".png", canvas)[1].tobytes())  # BGR colours
+
+
+# ---- the whole demo -------------------------------------------------------------------------------------
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE,
+                        help="folder of the reference fixtures (default: ../shared/reference)")
+    parser.add_argument("--skip_parity", action="store_true", help="skip step 1")
+    parser.add_argument("--out", type=Path, default=ROOT / "demo_output", help="the demo folder (replaced)")
+    parser.add_argument("--minutes", type=float, default=float(os.environ.get("DEMO_MINUTES", DEFAULT_MINUTES)),
+                        help="training budget in minutes (default: $DEMO_MINUTES or %(default)s)")
+    data = parser.add_argument_group("synthetic data")
+    data.add_argument("--size", type=int, nargs=2, default=(96, 160), metavar=("H", "W"), help="frame size")
+    data.add_argument("--val_videos", type=int, default=16)
+    data.add_argument("--val_frames", type=int, default=20)
+    data.add_argument("--train_frames", type=int, default=20, help="length of the generated training videos")
+    data.add_argument("--objects", type=int, default=3, help="most objects per validation video")
+    recipe = parser.add_argument_group("training recipe (train.py flags)")
+    recipe.add_argument("--batch", type=int, default=4)
+    recipe.add_argument("--crop", type=int, default=384,
+                        help="train.py --crop_size: a square crop of the generated frames, or whole frames "
+                             "when at least their longer side (default)")
+    recipe.add_argument("--lr", type=float, default=1e-4)
+    recipe.add_argument("--warmup", type=int, default=100)
+    recipe.add_argument("--clip_grad", type=float, default=1.0)
+    recipe.add_argument("--bootstrap_start", type=int, default=1_000_000,
+                        help="plain cross-entropy before this iteration (default: throughout)")
+    recipe.add_argument("--cpu_amp", action="store_true", help="bf16 autocast")
+    recipe.add_argument("--num_workers", type=int, default=1)
+    recipe.add_argument("--curve_points", type=int, default=4,
+                        help="snapshots evaluated for the learning curve (at most %d)" % MAX_CURVE_POINTS)
+    evaluation = parser.add_argument_group("evaluation (eval_davis.py flags)")
+    evaluation.add_argument("--mem_every", type=int, default=5)
+    evaluation.add_argument("--top", type=int, default=20)
+    args = parser.parse_args(argv)
+    if args.minutes <= 0:
+        parser.error("the training budget (--minutes / DEMO_MINUTES) must be positive")
+    return args
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    out = args.out.resolve()
+    if not args.skip_parity and not run_parity(args.reference):
+        return 1
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    data, save_dir = out / "data", out / "train"
+
+    print(f"\n[2] Synthetic data in {out}", flush=True)
+    height, width = args.size
+    write_validation_set(data, args.val_videos, args.val_frames, (height, width), args.objects)
+    print(f"    validation: {args.val_videos} videos x {args.val_frames} frames at {height}x{width}, "
+          f"1-{args.objects} objects ({data}, DAVIS layout)")
+    print(f"    training: a fresh {args.train_frames}-frame {height}x{width} video generated for every sample "
+          f"(train.py --synthetic)", flush=True)
+
+    print(f"\n[3] Training with train.py for about {args.minutes:g} minutes", flush=True)
+    probe = train_arguments(args, 3, 1000, save_dir, 1000)
+    per_iteration = seconds_per_iteration(probe)
+    iterations = max(1, int(args.minutes * 60 / per_iteration))
+    points = min(MAX_CURVE_POINTS, max(1, args.curve_points))
+    save_every = max(1, -(-iterations // points))
+    print(f"    {per_iteration:.2f} s per iteration here -> {iterations} iterations; a snapshot every {save_every}",
+          flush=True)
+    arguments = train_arguments(args, 3, iterations, save_dir, save_every)
+    print("    python train.py " + " ".join(arguments), flush=True)
+    train_started = time.time()
+    weights, done, train_minutes = run_train(arguments, save_dir, args.minutes * 60 * 1.25 + 60)
+
+    print("\n[4] Evaluation on the validation set with eval_davis.py", flush=True)
+    trained = run_eval_davis(weights, data, out / "masks", args, zip_too=True)
+    untrained = run_eval_davis(untrained_weights(out / "untrained.pth"), data, out / "untrained", args, zip_too=False)
+    copy_first = copy_first_mask(data, out / "copy_first")
+    print(f"\n    {'':12s} {'J&F':>6s} {'J':>6s} {'F':>6s}")
+    for name, numbers in (("trained", trained), ("untrained", untrained), ("copy-first", copy_first)):
+        print(f"    {name:12s} {numbers['jf']:6.3f} {numbers['j']:6.3f} {numbers['f']:6.3f}")
+    print(f"    trained - untrained = {trained['jf'] - untrained['jf']:+.3f}   "
+          f"trained - copy-first = {trained['jf'] - copy_first['jf']:+.3f}   {trained['fps']:.1f} FPS", flush=True)
+
+    print("\n[5] Pictures", flush=True)
+    overlay_gif(data, out / "masks", out / "overlay.gif")
+    run = _run_folder(save_dir)
+    curve = []
+    for iteration, path in tqdm(snapshots(run), desc="learning curve", unit="snapshot"):
+        minutes = (path.stat().st_mtime - train_started) / 60
+        value = trained["jf"] if path == weights else evaluate_in_process(path, data, out / "curve" / str(iteration), args)
+        curve.append({"iteration": iteration, "minutes": minutes, "jf": value})
+    if weights.name.endswith("_checkpoint.pth"):
+        curve.append({"iteration": done, "minutes": train_minutes, "jf": trained["jf"]})
+    plot_curve([(0.0, untrained["jf"])] + [(c["minutes"], c["jf"]) for c in curve],
+               {"copy-first": copy_first["jf"], "untrained": untrained["jf"]}, out / "learning_curve.png")
+    shutil.rmtree(out / "curve", ignore_errors=True)
+    for iteration, path in snapshots(run):
+        if path != weights:
+            path.unlink()  # keep the final weights only (and the full checkpoint, to --resume)
+
+    summary = {
+        "jf_trained": trained["jf"], "jf_untrained": untrained["jf"], "jf_copy_first": copy_first["jf"],
+        "fps": trained["fps"], "train_minutes": train_minutes, "iterations": done,
+        "j_f": {"trained": [trained["j"], trained["f"]], "untrained": [untrained["j"], untrained["f"]],
+                "copy_first": [copy_first["j"], copy_first["f"]]},
+        "learning_curve": curve, "weights": str(weights.relative_to(out)),
+        "train_command": "python train.py " + " ".join(arguments),
+        "eval_flags": " ".join(eval_arguments(args)),
+        "validation": {"videos": args.val_videos, "frames": args.val_frames, "size": [height, width],
+                       "max_objects": args.objects},
+        "total_minutes": (time.perf_counter() - started) / 60,
+    }
+    with atomic_path(out / "demo_summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
+    print(f"    {out / 'overlay.gif'}\n    {out / 'learning_curve.png'}\n    {out / 'demo_summary.json'}")
+    print(f"    TensorBoard: tensorboard --logdir {run / 'logs'}")
+    print(f"\nDone in {summary['total_minutes']:.1f} min: everything is in {out}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from dataset.synthetic_layouts import SyntheticSpec, write_layout
+from util.reference import deterministic_stcn as build_deterministic_stcn
+from util.reference import deterministic_weights_fn
+
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference"
 
@@ -21,14 +25,38 @@ def reference_dir() -> Path:
 @pytest.fixture(scope="session")
 def deterministic_stcn(reference_dir):
     """The multi-object network with the deterministic reference weights, in eval mode."""
-    from util.reference import deterministic_stcn as build
-
-    return build(reference_dir)
+    return build_deterministic_stcn(reference_dir)
 
 
 @pytest.fixture(scope="session")
 def deterministic_state_dict(reference_dir):
     """`deterministic_state_dict(reference)` of the reference's detweights.py."""
-    from util.reference import deterministic_weights_fn
-
     return deterministic_weights_fn(reference_dir)
+
+
+# Generated datasets and saved weights shared by the tests that run the entry scripts.
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory, reference_dir):
+    """The deterministic reference weights saved as a released-layout checkpoint."""
+    path = tmp_path_factory.mktemp("weights") / "stcn.pth"
+    torch.save(build_deterministic_stcn(reference_dir).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def davis_root(tmp_path_factory):
+    """A synthetic DAVIS root (<root>/trainval) of 4 sequences."""
+    root = tmp_path_factory.mktemp("davis") / "DAVIS" / "2017"
+    # 72 x 100 is not a multiple of 16: exercises padding and un-padding
+    write_layout("davis", root / "trainval", SyntheticSpec(videos=4, frames=6, size=(72, 100), max_objects=3,
+                                                          seed=1, progress=False))
+    return root
+
+
+@pytest.fixture(scope="session")
+def youtube_root(tmp_path_factory):
+    """A synthetic YouTubeVOS root with late objects and sparse label ids."""
+    root = tmp_path_factory.mktemp("youtube") / "YouTube"
+    write_layout("youtube", root, SyntheticSpec(videos=2, frames=12, size=(64, 112), max_objects=3, seed=2,
+                                                progress=False))
+    return root

@@ -7,38 +7,11 @@ import sys
 import zipfile
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
-from dataset.synthetic_layouts import SyntheticSpec, write_layout
 from eval_helpers import ROOT, run_script
 from util.palette import read_indexed_png, write_indexed_png
-from util.reference import deterministic_stcn
-
-
-@pytest.fixture(scope="session")
-def weights(tmp_path_factory, reference_dir):
-    path = tmp_path_factory.mktemp("weights") / "stcn.pth"
-    torch.save(deterministic_stcn(reference_dir).state_dict(), path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def davis_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("davis") / "DAVIS" / "2017"
-    # 72 x 100 is not a multiple of 16: exercises padding and un-padding
-    write_layout("davis", root / "trainval", SyntheticSpec(videos=4, frames=6, size=(72, 100), max_objects=3,
-                                                          seed=1, progress=False))
-    return root
-
-
-@pytest.fixture(scope="session")
-def youtube_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("youtube") / "YouTube"
-    write_layout("youtube", root, SyntheticSpec(videos=2, frames=12, size=(64, 112), max_objects=3, seed=2,
-                                                progress=False))
-    return root
 
 
 def _sequences(davis_root):

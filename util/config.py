@@ -7,7 +7,7 @@ from typing import Callable, Optional
 
 from inference.core import MemorySchedule
 from inference.runner import RunOptions
-from model.backbones import PretrainedWeightsError
+from model.backbones import BACKBONES, PretrainedWeightsError
 from model.checkpoint import CheckpointError
 from model.memory import SIMILARITIES
 from util.distributed import pick_device
@@ -24,6 +24,12 @@ def add_inference_args(parser: argparse.ArgumentParser, default_size: Optional[i
     parser.add_argument("--max_mem_frames", type=int, default=None,
                         help="cap memory frames per object group (first frame kept); default unlimited")
     parser.add_argument("--similarity", choices=SIMILARITIES, default="l2", help="memory similarity (Table 1)")
+    parser.add_argument("--kmn_sigma", type=float, default=None,
+                        help="kernelized memory reading (KMN) with this Gaussian std at stride 16; the paper "
+                             "uses it for 600p (KMN's own value: 7)")
+    parser.add_argument("--flip", action="store_true", help="process horizontally flipped frames (test-time aug.)")
+    parser.add_argument("--save_scores", action="store_true",
+                        help="also write each output frame's probabilities (uint8) for scripts/merge_scores.py")
     parser.add_argument("--size", type=int, default=default_size,
                         help="process at this shorter side (default: %(default)s; None = as stored)")
     parser.add_argument("--amp", action="store_true", help="fp16 autocast on CUDA, bf16 on the CPU")
@@ -44,8 +50,9 @@ class EvalConfig:
     def from_args(cls, args: argparse.Namespace) -> "EvalConfig":
         if args.mem_every < 1:
             raise InputError(f"--mem_every must be at least 1, got {args.mem_every}")
-        schedule = MemorySchedule(args.mem_every, args.include_last, args.top, args.max_mem_frames)
-        options = RunOptions(pick_device(args.device), args.amp, args.size, getattr(args, "overlay", False))
+        schedule = MemorySchedule(args.mem_every, args.include_last, args.top, args.max_mem_frames, args.kmn_sigma)
+        options = RunOptions(pick_device(args.device), args.amp, args.size, getattr(args, "overlay", False),
+                             args.flip)
         return cls(args.model, args.output, schedule, options, args.similarity)
 
 
@@ -97,6 +104,8 @@ def training_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap_end", type=int, default=70_000, help="top-p reaches its final value here")
     parser.add_argument("--bootstrap_top_p", type=float, default=0.15)
     parser.add_argument("--similarity", choices=SIMILARITIES, default="l2")
+    parser.add_argument("--backbone", choices=BACKBONES, default="resnet50",
+                        help="key encoder (supplementary E); weights given by --load_network/--resume decide it")
     parser.add_argument("--load_network", type=Path, help="initial weights (stage-0 weights are widened)")
     parser.add_argument("--load_model", type=Path, help="a full training checkpoint to continue (= --resume)")
     parser.add_argument("--resume", type=Path, help="continue a run exactly from <name>_checkpoint.pth")
@@ -120,6 +129,9 @@ def training_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_nonfinite", type=int, default=10, help="stop after this many non-finite losses in a row")
     parser.add_argument("--stop_at", type=int, help="stop at this iteration with a checkpoint to --resume from "
                                                      "(e.g. to fit a job time limit)")
+    parser.add_argument("--synthetic", type=int, nargs=3, metavar=("H", "W", "FRAMES"),
+                        help="train on a fresh synthetic sample per sample (dataset/synthetic_online.py) instead of "
+                             "the stage's datasets: HxW frames (images for stage 0), videos of FRAMES frames")
     return parser
 
 
@@ -143,6 +155,7 @@ class TrainConfig:
     bootstrap_end: int
     bootstrap_top_p: float
     similarity: str
+    backbone: str
     load_network: Optional[Path]
     resume: Optional[Path]
     static_root: Path
@@ -162,6 +175,7 @@ class TrainConfig:
     pretrained: bool
     benchmark: bool
     max_nonfinite: int
+    synthetic: Optional[tuple[int, int, int]] = None  # (H, W, frames) of fresh synthetic samples
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
@@ -177,13 +191,14 @@ class TrainConfig:
             single_object=stage.single_object, data=stage.data,
             lr=args.lr, gamma=args.gamma, weight_decay=args.weight_decay, warmup=args.warmup,
             clip_grad=args.clip_grad, bootstrap_start=args.bootstrap_start, bootstrap_end=args.bootstrap_end,
-            bootstrap_top_p=args.bootstrap_top_p, similarity=args.similarity,
+            bootstrap_top_p=args.bootstrap_top_p, similarity=args.similarity, backbone=args.backbone,
             load_network=args.load_network, resume=args.resume or args.load_model,
             static_root=args.static_root, bl_root=args.bl_root, yv_root=args.yv_root, davis_root=args.davis_root,
             crop_size=args.crop_size, num_workers=args.num_workers, save_dir=args.save_dir,
             save_every=args.save_every, log_every=log_every, log_image_every=log_image_every, seed=args.seed,
             device=args.device, amp=not args.no_amp, cpu_amp=args.cpu_amp, pretrained=not args.no_pretrained,
             benchmark=args.benchmark, max_nonfinite=args.max_nonfinite,
+            synthetic=tuple(args.synthetic) if getattr(args, "synthetic", None) else None,
         )
 
     def to_json(self) -> dict:

@@ -1,7 +1,9 @@
 """DAVIS J&F with the semi-supervised protocol of the official davis2017-evaluation toolkit.
 
 J is the region similarity (IoU) and F the boundary F-measure of each object on every frame but the first
-and the last; void pixels (label 255 in the ground truth) are left out of both. Per object the toolkit's
+and the last. Label 255 (void) in the ground truth counts as background, as in the toolkit: it computes
+void masks but its semi-supervised evaluation does not pass them on (the `void` arguments of
+`region_similarity` and `boundary_measure` are there for protocols that do). Per object the toolkit's
 mean, recall (fraction of frames above 0.5) and decay (first quarter minus last quarter) are computed, and
 the global numbers are means over all objects. `evaluate_davis` reads a DAVIS folder and a results folder
 of palette PNGs, computes everything (in parallel over sequences) and writes the toolkit's CSV files.
@@ -90,14 +92,13 @@ def statistics(per_frame: np.ndarray) -> tuple[float, float, float]:
 
 
 def evaluate_sequence(gt: np.ndarray, prediction: np.ndarray, num_objects: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-object, per-frame (J, F), each (num_objects, T), of (T, H, W) label maps; gt 255 is void."""
-    void = gt == VOID_LABEL
+    """Per-object, per-frame (J, F), each (num_objects, T), of (T, H, W) label maps (gt 255: background)."""
     j_values = np.zeros((num_objects, len(gt)))
     f_values = np.zeros((num_objects, len(gt)))
     for k in range(num_objects):
         gt_object, predicted_object = gt == k + 1, prediction == k + 1
-        j_values[k] = region_similarity(gt_object, predicted_object, void)
-        f_values[k] = [boundary_measure(g, p, v) for g, p, v in zip(gt_object, predicted_object, void)]
+        j_values[k] = region_similarity(gt_object, predicted_object)
+        f_values[k] = [boundary_measure(g, p) for g, p in zip(gt_object, predicted_object)]
     return j_values, f_values
 
 

@@ -122,15 +122,17 @@ def test_evaluate_sequence_object_missing_in_some_frames():
     assert j_values[1].tolist() == [0.0] * 4 and f_values[1].tolist() == [0.0] * 4
 
 
-def test_evaluate_sequence_void_label_in_ground_truth():
+def test_evaluate_sequence_void_label_counts_as_background_like_the_toolkit():
     gt = np.zeros((1, 100, 100), np.uint8)
     gt[0][square()] = 1
     gt[0, :, 80:] = 255
     prediction = np.zeros_like(gt)
     prediction[0][square()] = 1
-    prediction[0, 10:30, 85:95] = 1  # predicted object inside the void region: ignored
     j_values, f_values = evaluate_sequence(gt, prediction, num_objects=1)
     assert j_values.tolist() == [[1.0]] and f_values.tolist() == [[1.0]]
+    prediction[0, 10:30, 85:95] = 1  # a false positive in the void band is a false positive
+    j_values, _ = evaluate_sequence(gt, prediction, num_objects=1)
+    assert j_values[0, 0] == pytest.approx(400 / (400 + 200))
 
 
 def test_statistics_mean_recall_decay():
