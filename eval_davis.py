@@ -8,10 +8,11 @@ J&F tables (ground truth needed). Example:
 import argparse
 from pathlib import Path
 
-from inference.runner import load_network, prepare_scores, run_videos, summarise, write_zip
+from inference.evaluate import run_evaluation
+from inference.runner import write_zip
 from inference.sources import davis_videos
 from util.config import EvalConfig, add_inference_args, run_cli
-from util.distributed import barrier, cleanup, init_distributed, rank_and_world
+from util.distributed import cleanup
 from util.fileio import InputError
 from util.metrics import evaluate_davis, format_tables
 
@@ -40,15 +41,8 @@ def main() -> int:
     config = EvalConfig.from_args(args)
     root = dataset_root(args.davis_path, args.split)
     videos = davis_videos(root, SPLITS[args.split][1], args.year, "480p" if args.resolution == "480" else "Full-Resolution")
-    network = load_network(config.model, config.options.device, config.similarity)
-    init_distributed(config.options.device)
-    scores = prepare_scores(config.output, "") if args.save_scores else None
-    timings = run_videos(network, videos, config.schedule, config.output, config.options, scores)
-    barrier()
-    if rank_and_world()[0] == 0:
-        summary = summarise(timings, config.output / "timing.json")
-        print(f"{summary['frames']} frames in {summary['seconds']:.1f} s: {summary['fps']:.2f} FPS "
-              f"(multi-object, IO excluded)")
+    summary = run_evaluation(config, videos, config.output)
+    if summary is not None:  # rank 0
         if args.zip:
             write_zip(config.output, config.output / "submission.zip")
         if args.evaluate:

@@ -7,10 +7,10 @@ Examples:
 import argparse
 from pathlib import Path
 
-from inference.runner import load_network, prepare_scores, run_videos, summarise
+from inference.evaluate import run_evaluation
 from inference.sources import folder_videos, video_file
 from util.config import EvalConfig, add_inference_args, run_cli
-from util.distributed import barrier, cleanup, init_distributed, rank_and_world
+from util.distributed import cleanup
 
 
 def main() -> int:
@@ -26,15 +26,7 @@ def main() -> int:
         parser.error("--video needs --mask (the first frame's mask)")
     config = EvalConfig.from_args(args)
     videos = folder_videos(args.data_path) if args.data_path else [video_file(args.video, args.mask)]
-    network = load_network(config.model, config.options.device, config.similarity)
-    init_distributed(config.options.device)
-    scores = prepare_scores(config.output, "") if args.save_scores else None
-    timings = run_videos(network, videos, config.schedule, config.output, config.options, scores)
-    barrier()
-    if rank_and_world()[0] == 0:
-        summary = summarise(timings, config.output / "timing.json")
-        print(f"{summary['frames']} frames in {summary['seconds']:.1f} s: {summary['fps']:.2f} FPS "
-              f"(multi-object, IO excluded); masks in {config.output}")
+    run_evaluation(config, videos, config.output)
     cleanup()
     return 0
 

@@ -9,10 +9,11 @@ frames meta.json asks for (all with --output_all). Writes <output>/Annotations/<
 import argparse
 from pathlib import Path
 
-from inference.runner import load_network, prepare_scores, run_videos, summarise, write_zip
+from inference.evaluate import run_evaluation
+from inference.runner import write_zip
 from inference.sources import youtube_videos
 from util.config import EvalConfig, add_inference_args, run_cli
-from util.distributed import barrier, cleanup, init_distributed, rank_and_world
+from util.distributed import cleanup
 
 
 def main() -> int:
@@ -24,17 +25,10 @@ def main() -> int:
     args = parser.parse_args()
     config = EvalConfig.from_args(args)
     videos = youtube_videos(args.yv_path, args.split, args.output_all)
-    network = load_network(config.model, config.options.device, config.similarity)
-    init_distributed(config.options.device)
     annotations = config.output / "Annotations"
-    scores = prepare_scores(config.output, "Annotations") if args.save_scores else None
-    timings = run_videos(network, videos, config.schedule, annotations, config.options, scores)
-    barrier()
-    if rank_and_world()[0] == 0:
-        summary = summarise(timings, config.output / "timing.json")
+    if run_evaluation(config, videos, annotations, "Annotations") is not None:  # rank 0
         write_zip(annotations, config.output / "submission.zip", "Annotations")
-        print(f"{summary['frames']} frames in {summary['seconds']:.1f} s: {summary['fps']:.2f} FPS "
-              f"(multi-object, IO excluded); submission: {config.output / 'submission.zip'}")
+        print(f"submission: {config.output / 'submission.zip'}")
     cleanup()
     return 0
 

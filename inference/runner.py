@@ -240,7 +240,7 @@ def load_network(weights: Path, device: torch.device, similarity: str = "l2") ->
     encoder variant read from the weights), eval mode, BatchNorm folded into the convolutions."""
     state = network_state_dict(read_checkpoint(weights))
     network = STCN(similarity=similarity, backbone=infer_backbone(state))
-    load_weights(network, state, for_training=False)
+    load_weights(network, state, for_training=False, name=str(weights))
     return fold_batchnorm(network.eval()).to(device)
 
 

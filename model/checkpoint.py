@@ -1,6 +1,6 @@
 """Loading and saving network weights in the released STCN layout: the one function every script uses."""
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -55,13 +55,14 @@ def widen_single_object(state: dict[str, torch.Tensor], target_channels: int,
     return {**state, WIDENED_KEY: torch.cat([weight, extra], dim=1)}
 
 
-def load_weights(model: nn.Module, source: Union[str, Path, dict[str, Any]], for_training: bool = False) -> None:
+def load_weights(model: nn.Module, source: Union[str, Path, dict[str, Any]], for_training: bool = False,
+                 name: Optional[str] = None) -> None:
     """Load released (stcn.pth, s0/s01/s03/s012) or own weights into `model`, strictly.
 
-    Anything that does not match fails with one message listing missing, unexpected and
-    mis-shaped keys.
+    Anything that does not match fails with one message, naming the file (or `name`), that lists
+    missing, unexpected and mis-shaped keys.
     """
-    name = str(source) if isinstance(source, (str, Path)) else "state dict"
+    name = name or (str(source) if isinstance(source, (str, Path)) else "state dict")
     data = read_checkpoint(source) if isinstance(source, (str, Path)) else source
     state = network_state_dict(data)
     own = model.state_dict()

@@ -232,7 +232,7 @@ class Trainer:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if "optimizer" not in state:
             raise TrainingError(f"{path}: not a full training checkpoint (use --load_network for weights only)")
-        load_weights(self.network, state["network"], for_training=True)
+        load_weights(self.network, state["network"], for_training=True, name=str(path))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])

@@ -45,6 +45,7 @@ class EvalConfig:
     schedule: MemorySchedule
     options: RunOptions
     similarity: str = "l2"
+    save_scores: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "EvalConfig":
@@ -53,7 +54,7 @@ class EvalConfig:
         schedule = MemorySchedule(args.mem_every, args.include_last, args.top, args.max_mem_frames, args.kmn_sigma)
         options = RunOptions(pick_device(args.device), args.amp, args.size, getattr(args, "overlay", False),
                              args.flip)
-        return cls(args.model, args.output, schedule, options, args.similarity)
+        return cls(args.model, args.output, schedule, options, args.similarity, args.save_scores)
 
 
 def run_cli(main: Callable[[], int]) -> None:
