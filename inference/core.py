@@ -16,8 +16,8 @@ from model.network import STCN
 from util.image import pad_to_multiple, unpad
 
 # Affinity elements (memory positions x query positions) computed at once: bounds the peak memory
-# of matching, whatever the memory size (64 MB in fp32).
-AFFINITY_BUDGET = 1 << 24
+# of matching, whatever the memory size (256 MB in fp32).
+AFFINITY_BUDGET = 1 << 26
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,7 @@ class STCN(nn.Module):
                 weights, indices = memory.topk_softmax(sim, top_k)
                 outputs.append(memory.sparse_readout(weights, indices, values))
             else:
-                outputs.append(memory.readout(torch.softmax(sim, dim=1), values))
+                outputs.append(memory.readout(torch.softmax(sim, dim=2), values))
         readout = torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
         return readout.view(batch, objects, value_dim, height, width)
 

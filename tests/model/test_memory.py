@@ -22,7 +22,7 @@ def test_l2_affinity_is_softmax_of_negative_squared_distance():
     for b in range(memory_key.shape[0]):
         for j in range(query_key.shape[2]):
             dist = ((memory_key[b] - query_key[b, :, j:j + 1]) ** 2).sum(dim=0)  # full ||kM - kQ||^2
-            slow[b, :, j] = torch.softmax(-dist / math.sqrt(key_dim), dim=0)
+            slow[b, j, :] = torch.softmax(-dist / math.sqrt(key_dim), dim=0)
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
 
 
@@ -30,7 +30,7 @@ def test_dot_similarity_differs_from_l2():
     memory_key, query_key = _keys()
     l2 = memory.affinity(memory.similarity(memory_key, query_key, "l2"))
     dot = memory.affinity(memory.similarity(memory_key, query_key, "dot"))
-    expected = torch.softmax(memory_key.transpose(1, 2) @ query_key / math.sqrt(memory_key.shape[1]), dim=1)
+    expected = torch.softmax(query_key.transpose(1, 2) @ memory_key / math.sqrt(memory_key.shape[1]), dim=2)
     torch.testing.assert_close(dot, expected)
     assert (l2 - dot).abs().max() > 1e-2
 
@@ -45,15 +45,16 @@ def test_unknown_similarity_is_refused():
 def test_topk_keeps_exactly_k_weights_summing_to_one(top_k):
     memory_key, query_key = _keys()
     weights = memory.affinity(memory.similarity(memory_key, query_key), top_k=top_k)
-    assert ((weights > 0).sum(dim=1) == top_k).all()
-    torch.testing.assert_close(weights.sum(dim=1), torch.ones(2, 12))
+    assert weights.shape == (2, 12, 30)  # B, P, N
+    assert ((weights > 0).sum(dim=2) == top_k).all()
+    torch.testing.assert_close(weights.sum(dim=2), torch.ones(2, 12))
 
 
 def test_topk_softmax_is_stable_for_large_keys():
     memory_key, query_key = _keys(scale=1e3)  # exp() of these similarities overflows without the max subtracted
     weights = memory.affinity(memory.similarity(memory_key, query_key), top_k=20)
     assert torch.isfinite(weights).all()
-    torch.testing.assert_close(weights.sum(dim=1), torch.ones(2, 12))
+    torch.testing.assert_close(weights.sum(dim=2), torch.ones(2, 12))
 
 
 def test_sparse_readout_equals_dense_topk_readout():

@@ -29,18 +29,19 @@ def test_resnet50_variant_keeps_the_released_layout(reference_dir):
 def test_kernel_modulates_the_affinity_as_specified():
     # a 2 x 3 query grid; memory position 0 matches query (1, 2) best, memory position 1 matches (0, 0)
     sim = torch.tensor([[[0.0, 0.1, 0.2, 0.3, 0.4, 0.9],
-                         [0.8, 0.1, 0.0, 0.2, 0.3, 0.1]]])
-    best = memory.best_query_positions(iter([sim[:, :, :4], sim[:, :, 4:]]))  # found across chunks
+                         [0.8, 0.1, 0.0, 0.2, 0.3, 0.1]]]).transpose(1, 2)  # B, P=6, N=2
+    best = memory.best_query_positions(iter([sim[:, :4], sim[:, 4:]]))  # found across query chunks
     assert best.tolist() == [[5, 0]]
     sigma = 2.0
     kernelized = memory.kernelize(sim, best, 0, width=3, sigma=sigma)
     ys, xs = torch.tensor([0, 0, 0, 1, 1, 1.0]), torch.tensor([0, 1, 2, 0, 1, 2.0])
-    for i, (by, bx) in enumerate([(1, 2), (0, 0)]):
-        gaussian = torch.exp(-((ys - by) ** 2 + (xs - bx) ** 2) / (2 * sigma ** 2))
-        expected = torch.softmax(torch.log(torch.exp(sim[0, i]) * gaussian), dim=0)
-        torch.testing.assert_close(torch.softmax(kernelized[0, i], dim=0), expected)
+    for j in range(6):  # each query position's weights over the memory: prop. to exp(S) * g
+        gaussian = torch.exp(-torch.tensor([(ys[j] - 1) ** 2 + (xs[j] - 2) ** 2,
+                                            (ys[j] - 0) ** 2 + (xs[j] - 0) ** 2]) / (2 * sigma ** 2))
+        weights = torch.exp(sim[0, j]) * gaussian
+        torch.testing.assert_close(torch.softmax(kernelized[0, j], dim=0), weights / weights.sum())
     # a chunk that starts later is offset correctly
-    torch.testing.assert_close(memory.kernelize(sim[:, :, 4:], best, 4, 3, sigma), kernelized[:, :, 4:])
+    torch.testing.assert_close(memory.kernelize(sim[:, 4:], best, 4, 3, sigma), kernelized[:, 4:])
 
 
 def test_kernelized_readout_is_chunk_independent_and_changes_the_readout():
