@@ -40,7 +40,8 @@ def main() -> int:
     args = parser.parse_args()
     config = EvalConfig.from_args(args)
     root = dataset_root(args.davis_path, args.split)
-    videos = davis_videos(root, SPLITS[args.split][1], args.year, "480p" if args.resolution == "480" else "Full-Resolution")
+    resolution = "480p" if args.resolution == "480" else "Full-Resolution"
+    videos = davis_videos(root, SPLITS[args.split][1], args.year, resolution)
     summary = run_evaluation(config, videos, config.output)
     if summary is not None:  # rank 0
         if args.zip:

@@ -120,11 +120,13 @@ class InferenceCore:
     def _add_objects(self, prob: torch.Tensor, mask: Union[np.ndarray, torch.Tensor],
                      new_object_ids: Sequence[int], pads) -> torch.Tensor:
         """The new objects' masks replace what was predicted under them; the result is re-aggregated."""
-        labels = torch.as_tensor(np.asarray(mask), device=prob.device)
+        labels = torch.as_tensor(mask if torch.is_tensor(mask) else np.asarray(mask), device=prob.device)
         new_ids = [int(i) for i in (new_object_ids or labels.unique().tolist()) if int(i) != 0]
         known = [i for i in new_ids if i in self.object_ids]
         if known:
             raise ValueError(f"objects {known} were already given at an earlier frame")
+        if not new_ids:
+            return prob
         one_hot = torch.stack([labels == i for i in new_ids]).float()  # K_new, H, W
         one_hot = torch.nn.functional.pad(one_hot, pads)
         object_prob = prob[1:] * (one_hot.sum(dim=0) < 0.5)  # zero the old objects under the new masks

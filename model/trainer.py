@@ -153,21 +153,27 @@ class Trainer:
         self.model.train()
         freeze_batchnorm(self.model)
 
+    def to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+
     def forward(self, batch: dict) -> tuple[dict, dict]:
         """Network outputs and losses of one batch (already on the device)."""
-        first = batch["gt"][:, 0] if self.config.single_object else torch.cat([batch["gt"][:, 0], batch["sec_gt"][:, 0]], 1)
-        selector = None if self.config.single_object else batch["selector"]
+        gt, sec_gt = batch["gt"], None if self.config.single_object else batch["sec_gt"]
+        first = gt[:, 0] if sec_gt is None else torch.cat([gt[:, 0], sec_gt[:, 0]], dim=1)
+        selector = None if sec_gt is None else batch["selector"]
         with self.autocast():
             out = self.model(batch["rgb"], first, selector)
-            losses = stcn_loss(out, batch["gt"], None if self.config.single_object else batch["sec_gt"],
-                               selector, self.iteration, self.bootstrap)
+            losses = stcn_loss(out, gt, sec_gt, selector, self.iteration, self.bootstrap)
         return out, losses
 
     def step(self, batch: dict) -> Optional[tuple[dict, dict]]:
         """One optimisation step; None when the loss was not finite on some rank (step skipped)."""
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
-        out, losses = self.forward(batch)
-        total = losses["total_loss"]
+        out, losses = self.forward(self.to_device(batch))
+        return (out, losses) if self.optimise(losses["total_loss"]) else None
+
+    def optimise(self, total: torch.Tensor) -> bool:
+        """Backward, (clip,) step and advance the schedule; False if the loss was not finite on some rank,
+        in which case the step is skipped (several in a row raise TrainingError)."""
         finite = torch.tensor(float(torch.isfinite(total).item()), device=self.device)
         if self.world_size > 1:
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)  # every rank skips together, or DDP would hang
@@ -184,7 +190,7 @@ class Trainer:
             with warnings.catch_warnings():  # the schedule follows iterations, stepped or skipped
                 warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
                 self.scheduler.step()
-            return None
+            return False
         self.nonfinite_in_a_row = 0
         self.scaler.scale(total).backward()
         if self.config.clip_grad > 0:
@@ -194,7 +200,7 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.iteration += 1
-        return out, losses
+        return True
 
     # ---- checkpoints -------------------------------------------------------------------------------
     def checkpoint_state(self, run: RunPaths) -> Optional[dict]:

@@ -1,9 +1,10 @@
 """Inference speed and memory of the propagation core against video length and object count.
 
-Each configuration runs in its own process (so that its peak memory is its own) on a synthetic video
-streamed frame by frame. Prints a table: frames/s, time per frame at frame 20 and at the end, peak
-memory (RSS; CUDA max-allocated on a GPU), memory bank size, and achieved GFLOP/s of a whole frame
-against the fp32 matmul rate measured in the same process.
+Each object count runs in its own process on a synthetic video streamed frame by frame, as long as
+the longest length asked for; a shorter video is its prefix, so its row is read off at that frame
+(the peak memory is the process's running maximum at that point). Prints a table: frames/s, time per
+frame at frame 20 and at the end, peak memory (RSS; CUDA max-allocated on a GPU), memory bank size,
+and achieved GFLOP/s of a whole frame against the fp32 matmul rate measured in the same process.
 Example: python scripts/benchmark_inference.py --lengths 50 100 200 --objects 1 3
 """
 import argparse
@@ -12,6 +13,7 @@ import resource
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -57,8 +59,20 @@ def streamed_frames(length: int, objects: int, size: tuple[int, int]):
         yield clip.frames[cycle if cycle < 20 else 38 - cycle], (first if t == 0 else None)
 
 
-def run_one(args: argparse.Namespace) -> dict:
-    """Segment one synthetic video; the measurements of this process."""
+def peak_bytes(device: torch.device) -> int:
+    """Peak memory so far: CUDA max-allocated on a GPU, the process's maximum RSS on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def bank_bytes(core: InferenceCore) -> int:
+    keys, values = core.groups[0].bank.memory()
+    return keys.numel() * keys.element_size() + values.numel() * values.element_size()
+
+
+def run_one(args: argparse.Namespace) -> list[dict]:
+    """Segment one synthetic video of max(lengths) frames; one row per length, read off at that frame."""
     device = pick_device(args.device)
     torch.manual_seed(0)
     network = fold_batchnorm(STCN().eval()).to(device)
@@ -66,32 +80,31 @@ def run_one(args: argparse.Namespace) -> dict:
         network = network.to(memory_format=torch.channels_last)
     core = InferenceCore(network, MemorySchedule(args.mem_every, args.include_last, args.top))
     rate = matmul_gflops(device)
-    times, flops = [], 0.0
-    for t, (frame, mask) in enumerate(streamed_frames(args.length, args.objects, tuple(args.size))):
+    length = max(args.lengths)
+    times, flops, rows = [], 0.0, []
+    at_20 = None
+    for t, (frame, mask) in enumerate(streamed_frames(length, args.objects, tuple(args.size))):
         image = normalise(frame).to(device)
         counter = FlopCounterMode(display=False) if t == 20 else None
         sync(device)
         start = time.perf_counter()
-        if counter is not None:
-            with counter:
-                core.step(image, mask, is_last=t == args.length - 1)
-            flops = counter.get_total_flops()
-        else:
-            core.step(image, mask, is_last=t == args.length - 1)
+        with counter if counter is not None else nullcontext():
+            core.step(image, mask, is_last=t == length - 1)
         sync(device)
         times.append(time.perf_counter() - start)
-    bank = core.groups[0].bank
-    keys, values = bank.memory()
-    at_20 = float(np.mean(times[21:21 + WINDOW]))  # frame 20 itself ran under the FLOP counter
-    at_end = float(np.mean(times[-WINDOW:]))
-    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {
-        "objects": args.objects, "length": args.length, "fps": len(times[1:]) / sum(times[1:]),
-        "s_at_20": at_20, "s_at_end": at_end, "peak_mb": peak / 2**20,
-        "bank_mb": (keys.numel() * keys.element_size() + values.numel() * values.element_size()) / 2**20,
-        "frame_gflop": flops / 1e9, "achieved_gflops": flops / 1e9 / at_20, "matmul_gflops": rate,
-    }
+        if counter is not None:
+            flops = counter.get_total_flops()
+        if t == 21 + WINDOW:
+            at_20 = float(np.mean(times[21:21 + WINDOW]))  # frame 20 itself ran under the FLOP counter
+        if t + 1 in args.lengths:
+            at_end = float(np.mean(times[-WINDOW:]))
+            rows.append({
+                "objects": args.objects, "length": t + 1, "fps": t / sum(times[1:]),
+                "s_at_20": at_20, "s_at_end": at_end, "peak_mb": peak_bytes(device) / 2**20,
+                "bank_mb": bank_bytes(core) / 2**20, "frame_gflop": flops / 1e9,
+                "achieved_gflops": flops / 1e9 / at_20, "matmul_gflops": rate,
+            })
+    return rows
 
 
 def main() -> int:
@@ -105,9 +118,11 @@ def main() -> int:
     parser.add_argument("--channels_last", action="store_true")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
-    parser.add_argument("--length", type=int, help=argparse.SUPPRESS)  # one configuration (child process)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one object count
     args = parser.parse_args()
-    if args.length is not None:
+    if min(args.lengths) <= 21 + WINDOW:
+        parser.error(f"lengths must be above {21 + WINDOW} frames (the time per frame is compared with frame 20)")
+    if args.child:
         args.objects = args.objects[0]
         print(json.dumps(run_one(args)))
         return 0
@@ -115,17 +130,16 @@ def main() -> int:
     print(f"{'objects':>7} {'frames':>6} {'FPS':>6} {'s/frame@20':>10} {'s/frame@end':>11} {'end/20':>6} "
           f"{'peak MB':>8} {'bank MB':>8} {'GFLOP/frame':>11} {'GFLOP/s':>8} {'matmul GFLOP/s':>14} {'ratio':>6}")
     for objects in args.objects:
-        for length in args.lengths:
-            child = [sys.executable, __file__, "--length", str(length), "--objects", str(objects),
-                     "--size", *map(str, args.size), "--top", str(args.top), "--mem_every", str(args.mem_every),
-                     "--device", args.device] + (["--include_last"] if args.include_last else []) \
-                + (["--channels_last"] if args.channels_last else [])
-            row = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout)
+        child = [sys.executable, __file__, "--child", "--lengths", *map(str, args.lengths), "--objects",
+                 str(objects), "--size", *map(str, args.size), "--top", str(args.top), "--mem_every",
+                 str(args.mem_every), "--device", args.device] + (["--include_last"] if args.include_last else []) \
+            + (["--channels_last"] if args.channels_last else [])
+        for row in json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout):
             rows.append(row)
-            print(f"{objects:>7} {length:>6} {row['fps']:>6.2f} {row['s_at_20']:>10.3f} {row['s_at_end']:>11.3f} "
-                  f"{row['s_at_end'] / row['s_at_20']:>6.2f} {row['peak_mb']:>8.0f} {row['bank_mb']:>8.1f} "
-                  f"{row['frame_gflop']:>11.1f} {row['achieved_gflops']:>8.1f} {row['matmul_gflops']:>14.1f} "
-                  f"{row['achieved_gflops'] / row['matmul_gflops']:>6.2f}", flush=True)
+            print(f"{objects:>7} {row['length']:>6} {row['fps']:>6.2f} {row['s_at_20']:>10.3f} "
+                  f"{row['s_at_end']:>11.3f} {row['s_at_end'] / row['s_at_20']:>6.2f} {row['peak_mb']:>8.0f} "
+                  f"{row['bank_mb']:>8.1f} {row['frame_gflop']:>11.1f} {row['achieved_gflops']:>8.1f} "
+                  f"{row['matmul_gflops']:>14.1f} {row['achieved_gflops'] / row['matmul_gflops']:>6.2f}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

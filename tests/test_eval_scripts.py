@@ -188,3 +188,35 @@ def test_checkpoint_of_another_layout(davis_root, tmp_path):
     bad = tmp_path / "resnet.pth"
     torch.save({"conv1.weight": torch.zeros(1)}, bad)
     _expect_failure(bad, davis_root, tmp_path, f"{bad}: not an STCN checkpoint of this layout")
+
+
+def test_amp_runs_in_bfloat16_on_the_cpu(reference_dir, weights, tmp_path):
+    clip = np.load(reference_dir / "inference_2obj.npz")
+    data = tmp_path / "mine"
+    (data / "JPEGImages" / "clip").mkdir(parents=True)
+    for t, frame in enumerate(clip["frames"][:4]):
+        Image.fromarray(frame).save(data / "JPEGImages" / "clip" / f"{t:05d}.png")
+    write_indexed_png(data / "Annotations" / "clip" / "00000.png", clip["first_mask"])
+    out = tmp_path / "out"
+    run_script("eval_generic.py", "--model", weights, "--data_path", data, "--output", out, "--amp", "--device", "cpu")
+    labels = np.stack([read_indexed_png(out / "clip" / f"{t:05d}.png")[0] for t in range(4)])
+    assert np.array_equal(labels[0], clip["first_mask"]) and set(np.unique(labels)) <= {0, 1, 2}
+
+
+def test_amp_option_runs_the_network_in_bfloat16_with_fp32_probabilities(reference_dir, deterministic_stcn):
+    from inference.core import InferenceCore
+    from inference.runner import RunOptions, autocast
+    from util.image import normalise
+
+    clip = np.load(reference_dir / "inference_2obj.npz")
+    dtypes = []
+    hook = deterministic_stcn.decoder.pred.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    try:
+        core = InferenceCore(deterministic_stcn)
+        with autocast(RunOptions(amp=True)):
+            probs = [core.step(normalise(frame), clip["first_mask"] if t == 0 else None)
+                     for t, frame in enumerate(clip["frames"][:3])]
+    finally:
+        hook.remove()
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in probs)

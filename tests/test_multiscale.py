@@ -44,7 +44,8 @@ def test_flip_averaging_of_a_mirror_symmetric_clip_is_symmetric(weights, tmp_pat
     half = gen.integers(0, 255, (64, 48, 3), dtype=np.uint8)
     for t in range(5):
         frame = np.roll(half, t, axis=0)
-        Image.fromarray(np.concatenate([frame, frame[:, ::-1]], axis=1)).save(data / "JPEGImages" / "clip" / f"{t:05d}.png")
+        mirrored = np.concatenate([frame, frame[:, ::-1]], axis=1)
+        Image.fromarray(mirrored).save(data / "JPEGImages" / "clip" / f"{t:05d}.png")
     mask = np.zeros((64, 96), np.uint8)
     mask[20:40, 30:66] = 1  # symmetric about the vertical centre line
     write_indexed_png(data / "Annotations" / "clip" / "00000.png", mask)

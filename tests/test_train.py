@@ -106,7 +106,8 @@ def test_batch_must_divide_among_processes(data_roots, tmp_path):
     env = {**os.environ, "RANK": "0", "WORLD_SIZE": "3"}
     result = subprocess.run([sys.executable, str(ROOT / "train.py"), *map(str, _video_args(data_roots, tmp_path))],
                             cwd=ROOT, capture_output=True, text=True, env=env)
-    assert result.returncode == 2 and "--batch_size 2 (total over all processes) does not divide among 3" in result.stderr
+    assert result.returncode == 2
+    assert "--batch_size 2 (total over all processes) does not divide among 3" in result.stderr
 
 
 def test_missing_dataset_roots_are_named_before_training(tmp_path):
@@ -181,3 +182,14 @@ def test_non_finite_losses_skip_steps_then_stop(data_roots):
     with pytest.warns(UserWarning), pytest.raises(TrainingError, match="not finite for 2 iterations"):
         trainer.step(batch)
     assert all(torch.equal(before[k], v) for k, v in trainer.network.state_dict().items())
+
+
+def test_cpu_bfloat16_autocast_trains(data_roots):
+    trainer = _trainer(cpu_amp=True)
+    trainer.train_mode()
+    dtypes = []
+    trainer.network.decoder.pred.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+    out, losses = trainer.step(_batch(data_roots))
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    assert out["logits_1"].dtype == torch.float32 and torch.isfinite(losses["total_loss"])  # aggregation in fp32
+    assert trainer.iteration == 1

@@ -100,7 +100,8 @@ def training_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gamma", type=float, default=0.1, help="lr decay factor at each step")
     parser.add_argument("--weight_decay", type=float, default=1e-7)
     parser.add_argument("--warmup", type=int, default=0, help="linear lr warm-up iterations (0 as in the paper)")
-    parser.add_argument("--clip_grad", type=float, default=0.0, help="gradient norm clipping (0 = off, as in the paper)")
+    parser.add_argument("--clip_grad", type=float, default=0.0,
+                        help="gradient norm clipping (0 = off, as in the paper)")
     parser.add_argument("--bootstrap_start", type=int, default=20_000, help="plain CE before this iteration")
     parser.add_argument("--bootstrap_end", type=int, default=70_000, help="top-p reaches its final value here")
     parser.add_argument("--bootstrap_top_p", type=float, default=0.15)

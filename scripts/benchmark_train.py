@@ -1,0 +1,112 @@
+"""Training speed and memory: seconds per iteration (data / forward / backward+step) and peak memory
+for given batch and crop sizes, on generated DAVIS + YouTubeVOS data (stage-3 training).
+
+Each configuration runs in its own process (so that its peak memory is its own). Example:
+  python scripts/benchmark_train.py --batch_sizes 1 2 4 --crop_sizes 128 256 --iterations 5
+"""
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+from dataset.sampling import SeededSamples, TrainingSampler  # noqa: E402
+from dataset.synthetic_layouts import SyntheticSpec, write_layout  # noqa: E402
+from dataset.vos_dataset import main_training_set  # noqa: E402
+from model.trainer import Trainer  # noqa: E402
+from util.config import TrainConfig, training_parser  # noqa: E402
+from util.distributed import pick_device  # noqa: E402
+
+
+def make_data(root: Path, crop: int) -> None:
+    """Small DAVIS and YouTubeVOS training sets with frames a little larger than the crop."""
+    height = max(crop, 240)
+    spec = dict(size=(height, height * 16 // 9), max_objects=3, progress=False)
+    write_layout("davis", root / "DAVIS" / "2017" / "trainval", SyntheticSpec(videos=4, frames=12, seed=0, **spec))
+    write_layout("youtube", root / "yv", SyntheticSpec(videos=4, frames=30, seed=1, **spec))
+    (root / "YouTube").mkdir()
+    (root / "yv" / "train").rename(root / "YouTube" / "train_480p")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_one(args: argparse.Namespace) -> dict:
+    """Train `--iterations` steps of one configuration after one warm-up step; mean seconds of each part."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        make_data(root, args.crop)
+        flags = ["--stage", "3", "--no_pretrained", "-b", str(args.batch), "--crop_size", str(args.crop),
+                 "--device", args.device] + (["--no_amp"] if args.no_amp else [])
+        config = TrainConfig.from_args(training_parser().parse_args(flags))
+        device = pick_device(args.device)
+        trainer = Trainer(config, device)
+        trainer.train_mode()
+        dataset = main_training_set(root / "DAVIS", root / "YouTube", args.crop)
+        loader = iter(DataLoader(SeededSamples(dataset), batch_size=args.batch, num_workers=args.num_workers,
+                                 sampler=TrainingSampler(len(dataset), args.batch, seed=0)))
+        parts = {"data": [], "forward": [], "backward": []}
+        for iteration in range(args.iterations + 1):
+            start = time.perf_counter()
+            batch = trainer.to_device(next(loader))
+            sync(device)
+            loaded = time.perf_counter()
+            _, losses = trainer.forward(batch)
+            sync(device)
+            forwarded = time.perf_counter()
+            trainer.optimise(losses["total_loss"])
+            sync(device)
+            if iteration > 0:  # the first step warms up allocators and kernels
+                parts["data"].append(loaded - start)
+                parts["forward"].append(forwarded - loaded)
+                parts["backward"].append(time.perf_counter() - forwarded)
+    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    means = {k: float(np.mean(v)) for k, v in parts.items()}
+    return {"batch": args.batch, "crop": args.crop, **means, "total": sum(means.values()), "peak_mb": peak / 2**20}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--crop_sizes", type=int, nargs="+", default=[128, 256, 384])
+    parser.add_argument("--iterations", type=int, default=5, help="measured steps after one warm-up step")
+    parser.add_argument("--num_workers", type=int, default=2)
+    parser.add_argument("--no_amp", action="store_true")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)  # one configuration (child process)
+    parser.add_argument("--crop", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.batch is not None:
+        print(json.dumps(run_one(args)))
+        return 0
+    rows = []
+    print(f"{'batch':>5} {'crop':>5} {'data s':>7} {'forward s':>9} {'backward s':>10} {'s/iter':>7} {'peak MB':>8}")
+    for crop in args.crop_sizes:
+        for batch in args.batch_sizes:
+            child = [sys.executable, __file__, "--batch", str(batch), "--crop", str(crop), "--iterations",
+                     str(args.iterations), "--num_workers", str(args.num_workers), "--device", args.device] \
+                + (["--no_amp"] if args.no_amp else [])
+            row = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout)
+            rows.append(row)
+            print(f"{batch:>5} {crop:>5} {row['data']:>7.3f} {row['forward']:>9.3f} {row['backward']:>10.3f} "
+                  f"{row['total']:>7.3f} {row['peak_mb']:>8.0f}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

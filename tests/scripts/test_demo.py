@@ -1,0 +1,37 @@
+"""scripts/demo.py end to end with a tiny budget: data, train.py, eval_davis.py, pictures, summary."""
+import json
+import os
+
+from PIL import Image
+
+from eval_helpers import run_script
+
+SUMMARY_KEYS = {"jf_trained", "jf_untrained", "jf_copy_first", "fps", "train_minutes", "iterations"}
+
+
+def test_demo_pipeline_fills_its_folder(tmp_path):
+    out = tmp_path / "demo"
+    env = dict(os.environ, DEMO_MINUTES="0.1")
+    result = run_script("scripts/demo.py", "--skip_parity", "--out", out, "--size", "32", "48", "--val_videos", "2",
+                        "--val_frames", "5", "--train_frames", "5", "--objects", "2", "--batch", "1",
+                        "--warmup", "1", "--curve_points", "2", env=env)
+    assert "J&F" in result.stdout and "copy-first" in result.stdout
+    summary = json.loads((out / "demo_summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary)
+    for key in ("jf_trained", "jf_untrained", "jf_copy_first"):
+        assert 0 <= summary[key] <= 1
+    assert summary["iterations"] >= 1 and summary["fps"] > 0 and summary["train_minutes"] > 0
+    assert len(summary["learning_curve"]) >= 1
+    masks = out / "masks"
+    assert sorted(p.name for p in masks.iterdir() if p.is_dir()) == ["val-000", "val-001"]
+    assert len(list((masks / "val-000").glob("*.png"))) == 5
+    assert (masks / "submission.zip").stat().st_size > 0 and (masks / "results.json").is_file()
+    assert (out / "copy_first" / "results.json").is_file() and (out / "untrained" / "results.json").is_file()
+    with Image.open(out / "overlay.gif") as gif:
+        assert gif.n_frames == 5
+    with Image.open(out / "learning_curve.png") as curve:
+        assert curve.format == "PNG"
+    run = next((out / "train").iterdir())
+    assert any((run / "logs").iterdir())  # the TensorBoard log
+    assert (run / "config.json").is_file()
+    assert len(list(run.glob(f"{run.name}_[0-9]*.pth"))) == 1  # only the final snapshot is kept
