@@ -47,6 +47,32 @@ def read_binary_mask(path: Path) -> Image.Image:
     return Image.fromarray((grey >= 128).astype(np.uint8))
 
 
+class ImageToClip:
+    """Three synthetic frames from one image + mask (seed F.3.1): a shared augmentation of the base image
+    (scale [0.8, 1.5], flip, colour jitter (0.1, 0.05, 0.05, 0.05), grayscale p=0.05), then per frame an
+    affine (rotation +-20, scale [0.9, 1.1], shear +-10), shorter side to `crop_size`, a random crop,
+    colour jitter (0.1, 0.05, 0.05) and a 12-point TPS warp with probability 1/3."""
+
+    def __init__(self, crop_size: int = 384) -> None:
+        self.base = Compose([
+            RandomAffine(degrees=0, scale=(0.8, 1.5)),
+            RandomHorizontalFlip(),
+            ColourJitter(0.1, 0.05, 0.05, 0.05),
+            RandomGrayscale(0.05),
+        ])
+        self.frame = PerFrame(Compose([
+            RandomAffine(degrees=20, scale=(0.9, 1.1), shear=10),
+            ResizeShorter(crop_size),
+            RandomCrop(crop_size),
+            ColourJitter(0.1, 0.05, 0.05),
+            RandomTPS(p=1 / 3, points=12, scale=0.02),
+        ]))
+
+    def __call__(self, image: Image.Image, mask: Image.Image) -> tuple[list[Image.Image], list[Image.Image]]:
+        images, masks = self.base([image], [mask])
+        return self.frame(images * FRAMES, masks * FRAMES)
+
+
 class StaticDataset(Dataset):
     """Samples of three frames made from one image + mask by a shared then a per-frame augmentation.
 
@@ -62,19 +88,7 @@ class StaticDataset(Dataset):
         self.images: list[Path] = []
         for folder, repeats in sets:
             self.images += list_image_pairs(self.root / folder) * repeats
-        self.base = Compose([
-            RandomAffine(degrees=0, scale=(0.8, 1.5)),
-            RandomHorizontalFlip(),
-            ColourJitter(0.1, 0.05, 0.05, 0.05),
-            RandomGrayscale(0.05),
-        ])
-        self.frame = PerFrame(Compose([
-            RandomAffine(degrees=20, scale=(0.9, 1.1), shear=10),
-            ResizeShorter(crop_size),
-            RandomCrop(crop_size),
-            ColourJitter(0.1, 0.05, 0.05),
-            RandomTPS(p=1 / 3, points=12, scale=0.02),
-        ]))
+        self.augment = ImageToClip(crop_size)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -86,7 +100,6 @@ class StaticDataset(Dataset):
         if image.size != mask.size:
             raise InputError(f"{path.with_suffix('.png')}: mask is {mask.size[0]}x{mask.size[1]}, "
                              f"image {image.size[0]}x{image.size[1]}")
-        images, masks = self.base([image], [mask])
-        images, masks = self.frame(images * FRAMES, masks * FRAMES)
+        images, masks = self.augment(image, mask)
         name = path.relative_to(self.root).with_suffix("").as_posix()
         return to_sample(images, masks, targets=[1], name=name, frames=[path.name] * FRAMES)

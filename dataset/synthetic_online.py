@@ -17,8 +17,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from dataset import curriculum
-from dataset.augment import (ColourJitter, Compose, PerFrame, RandomAffine, RandomCrop, RandomGrayscale,
-                             RandomHorizontalFlip, RandomTPS, ResizeShorter, to_sample)
+from dataset.augment import Compose, RandomCrop, RandomHorizontalFlip, to_sample
+from dataset.static_dataset import ImageToClip
 from dataset.synthetic import generate_image, generate_video
 from dataset.vos_dataset import FRAMES, MAX_TRIALS, pick_frames, pick_objects
 
@@ -89,25 +89,12 @@ class SyntheticStaticDataset(Dataset):
     def __init__(self, size: tuple[int, int] = (96, 160), crop_size: int = 96, length: int = DEFAULT_LENGTH) -> None:
         self.size = tuple(size)
         self.length = length
-        self.base = Compose([
-            RandomAffine(degrees=0, scale=(0.8, 1.5)),
-            RandomHorizontalFlip(),
-            ColourJitter(0.1, 0.05, 0.05, 0.05),
-            RandomGrayscale(0.05),
-        ])
-        self.frame = PerFrame(Compose([
-            RandomAffine(degrees=20, scale=(0.9, 1.1), shear=10),
-            ResizeShorter(crop_size),
-            RandomCrop(crop_size),
-            ColourJitter(0.1, 0.05, 0.05),
-            RandomTPS(p=1 / 3, points=12, scale=0.02),
-        ]))
+        self.augment = ImageToClip(crop_size)
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> dict:
         rgb, mask = generate_image(_sample_rng(), self.size)
-        images, masks = self.base([Image.fromarray(rgb)], [Image.fromarray(mask)])
-        images, masks = self.frame(images * FRAMES, masks * FRAMES)
+        images, masks = self.augment(Image.fromarray(rgb), Image.fromarray(mask))
         return to_sample(images, masks, targets=[1], name=f"synthetic-image-{index}", frames=["image"] * FRAMES)

@@ -1,0 +1,30 @@
+"""Training sets that generate a fresh synthetic sample for every index."""
+import torch
+
+from dataset.sampling import SeededSamples
+from dataset.synthetic_online import SyntheticStaticDataset, SyntheticVideoDataset
+
+
+def _check_sample(sample, crop):
+    assert sample["rgb"].shape == (3, 3, crop, crop) and sample["gt"].shape == (3, 1, crop, crop)
+    for key in ("gt", "sec_gt"):
+        assert set(sample[key].unique().tolist()) <= {0.0, 1.0}
+
+
+def test_video_samples_are_fresh_seeded_and_follow_the_curriculum():
+    dataset = SyntheticVideoDataset((64, 96), num_frames=12, crop_size=64)
+    samples = SeededSamples(dataset)
+    first, again, other = samples[(0, 7, 0)], samples[(0, 7, 0)], samples[(0, 8, 0)]
+    _check_sample(first, 64)
+    assert torch.equal(first["rgb"], again["rgb"])  # the sample seed decides everything
+    assert not torch.equal(first["rgb"], other["rgb"])  # a new seed draws a new video
+    assert first["gt"][0].sum() > 0 and first["selector"][0] == 1
+    dataset.set_max_jump(1)
+    frames = [int(f) for f in samples[(0, 9, 0)]["info"]["frames"]]
+    assert all(abs(b - a) == 1 for a, b in zip(frames, frames[1:]))
+
+
+def test_static_samples_are_three_warped_frames_of_one_object():
+    sample = SeededSamples(SyntheticStaticDataset((64, 96), crop_size=48))[(0, 3, 0)]
+    _check_sample(sample, 48)
+    assert sample["sec_gt"].sum() == 0 and sample["selector"].tolist() == [1.0, 0.0]
