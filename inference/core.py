@@ -88,8 +88,10 @@ class InferenceCore:
         labels in it). is_last: the frame is not encoded into memory (no later frame needs it).
         """
         self.frame_index += 1
-        device = next(self.network.parameters()).device
-        padded, pads = pad_to_multiple(image.to(device).unsqueeze(0), 16)
+        weight = self.network.key_encoder.conv1.weight
+        padded, pads = pad_to_multiple(image.to(weight.device).unsqueeze(0), 16)
+        if weight.is_contiguous(memory_format=torch.channels_last):  # a channels-last network (load_network)
+            padded = padded.contiguous(memory_format=torch.channels_last)
         features = self.network.encode_key(padded)
         prob = self._propagate(features, padded.shape[-2:])  # K+1, H', W'
         is_memory = mask is not None or self.schedule.is_memory_frame(self.frame_index, self.last_memory_index)
