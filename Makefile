@@ -8,7 +8,6 @@ PIP := $(VENV)/bin/pip
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --upgrade --quiet pip
 	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1 -r requirements.txt
 	touch $@
 
