@@ -27,7 +27,7 @@ from model.backbones import infer_backbone
 from model.checkpoint import load_weights, network_state_dict, read_checkpoint
 from model.fold import fold_batchnorm
 from model.network import STCN
-from util.distributed import rank_and_world
+from util.distributed import rank_and_world, synchronise
 from util.fileio import InputError, atomic_dir, atomic_path
 from util.image import normalise
 from util.palette import DAVIS_PALETTE, read_indexed_png, write_indexed_png
@@ -120,7 +120,7 @@ def segment_video(network: STCN, video: Video, schedule: MemorySchedule, out_dir
         for index, image, mask in read_ahead(iterate_frames(video, plan)):
             while core.frame_index < index - 1:
                 core.skip()
-            _synchronise(options.device)
+            synchronise(options.device)
             start = time.perf_counter()
             prob = _segment_frame(core, image, mask, index == last_planned, options)
             labels = labels_of(prob, core.object_ids)
@@ -174,11 +174,6 @@ def write_scores(path: Path, prob: torch.Tensor, object_ids: list[int]) -> None:
     quantised = (prob.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
     with atomic_path(path) as tmp:
         np.savez_compressed(tmp, prob=quantised, object_ids=np.asarray(object_ids, dtype=np.int64))
-
-
-def _synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class _OverlayWriter:

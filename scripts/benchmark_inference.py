@@ -9,7 +9,6 @@ Example: python scripts/benchmark_inference.py --lengths 50 100 200 --objects 1 
 """
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from dataset.synthetic import generate_video  # noqa: E402
 from inference.core import InferenceCore, MemorySchedule  # noqa: E402
 from model.fold import fold_batchnorm  # noqa: E402
 from model.network import STCN  # noqa: E402
-from util.distributed import pick_device  # noqa: E402
+from util.distributed import peak_memory_bytes, pick_device, synchronise  # noqa: E402
 from util.image import normalise  # noqa: E402
 
 WINDOW = 5  # frames averaged for the per-frame times
@@ -37,17 +36,12 @@ def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 5) -> f
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
     a @ b
-    sync(device)
+    synchronise(device)
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
-    sync(device)
+    synchronise(device)
     return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def streamed_frames(length: int, objects: int, size: tuple[int, int]):
@@ -57,13 +51,6 @@ def streamed_frames(length: int, objects: int, size: tuple[int, int]):
     for t in range(length):
         cycle = t % 38
         yield clip.frames[cycle if cycle < 20 else 38 - cycle], (first if t == 0 else None)
-
-
-def peak_bytes(device: torch.device) -> int:
-    """Peak memory so far: CUDA max-allocated on a GPU, the process's maximum RSS on the CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def bank_bytes(core: InferenceCore) -> int:
@@ -86,11 +73,11 @@ def run_one(args: argparse.Namespace) -> list[dict]:
     for t, (frame, mask) in enumerate(streamed_frames(length, args.objects, tuple(args.size))):
         image = normalise(frame).to(device)
         counter = FlopCounterMode(display=False) if t == 20 else None
-        sync(device)
+        synchronise(device)
         start = time.perf_counter()
         with counter if counter is not None else nullcontext():
             core.step(image, mask, is_last=t == length - 1)
-        sync(device)
+        synchronise(device)
         times.append(time.perf_counter() - start)
         if counter is not None:
             flops = counter.get_total_flops()
@@ -100,7 +87,7 @@ def run_one(args: argparse.Namespace) -> list[dict]:
             at_end = float(np.mean(times[-WINDOW:]))
             rows.append({
                 "objects": args.objects, "length": t + 1, "fps": t / sum(times[1:]),
-                "s_at_20": at_20, "s_at_end": at_end, "peak_mb": peak_bytes(device) / 2**20,
+                "s_at_20": at_20, "s_at_end": at_end, "peak_mb": peak_memory_bytes(device) / 2**20,
                 "bank_mb": bank_bytes(core) / 2**20, "frame_gflop": flops / 1e9,
                 "achieved_gflops": flops / 1e9 / at_20, "matmul_gflops": rate,
             })

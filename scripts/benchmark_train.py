@@ -6,7 +6,6 @@ Each configuration runs in its own process (so that its peak memory is its own).
 """
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -16,7 +15,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from dataset.sampling import SeededSamples, TrainingSampler  # noqa: E402
@@ -24,7 +22,7 @@ from dataset.synthetic_layouts import SyntheticSpec, write_layout  # noqa: E402
 from dataset.vos_dataset import main_training_set  # noqa: E402
 from model.trainer import Trainer  # noqa: E402
 from util.config import TrainConfig, training_parser  # noqa: E402
-from util.distributed import pick_device  # noqa: E402
+from util.distributed import peak_memory_bytes, pick_device, synchronise  # noqa: E402
 
 
 def make_data(root: Path, crop: int) -> None:
@@ -35,11 +33,6 @@ def make_data(root: Path, crop: int) -> None:
     write_layout("youtube", root / "yv", SyntheticSpec(videos=4, frames=30, seed=1, **spec))
     (root / "YouTube").mkdir()
     (root / "yv" / "train").rename(root / "YouTube" / "train_480p")
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def run_one(args: argparse.Namespace) -> dict:
@@ -60,19 +53,18 @@ def run_one(args: argparse.Namespace) -> dict:
         for iteration in range(args.iterations + 1):
             start = time.perf_counter()
             batch = trainer.to_device(next(loader))
-            sync(device)
+            synchronise(device)
             loaded = time.perf_counter()
             _, losses = trainer.forward(batch)
-            sync(device)
+            synchronise(device)
             forwarded = time.perf_counter()
             trainer.optimise(losses["total_loss"])
-            sync(device)
+            synchronise(device)
             if iteration > 0:  # the first step warms up allocators and kernels
                 parts["data"].append(loaded - start)
                 parts["forward"].append(forwarded - loaded)
                 parts["backward"].append(time.perf_counter() - forwarded)
-    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    peak = peak_memory_bytes(device)
     means = {k: float(np.mean(v)) for k, v in parts.items()}
     return {"batch": args.batch, "crop": args.crop, **means, "total": sum(means.values()), "peak_mb": peak / 2**20}
 

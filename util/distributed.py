@@ -1,5 +1,6 @@
 """torchrun conventions: rank and world size from the environment, process group set-up, the device."""
 import os
+import resource
 
 import torch
 import torch.distributed as dist
@@ -45,3 +46,16 @@ def barrier() -> None:
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def synchronise(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a timer measures it (no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak memory so far: CUDA max-allocated on a GPU, the process's maximum RSS on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
