@@ -30,8 +30,8 @@ def build_dataset(config: TrainConfig) -> Dataset:
     if config.synthetic:
         height, width, frames = config.synthetic
         if config.data == "static":
-            return SyntheticStaticDataset((height, width), config.crop_size)
-        return SyntheticVideoDataset((height, width), frames, crop_size=config.crop_size)
+            return SyntheticStaticDataset((height, width), config.crop_size, pool=config.synthetic_pool)
+        return SyntheticVideoDataset((height, width), frames, crop_size=config.crop_size, pool=config.synthetic_pool)
     check_roots(config.stage, config.static_root, config.bl_root, config.yv_root, config.davis_root)
     if config.data == "static":
         return StaticDataset(config.static_root, config.crop_size)

@@ -19,14 +19,18 @@ from torch.utils.data import Dataset
 from dataset import curriculum
 from dataset.augment import Compose, RandomCrop, RandomHorizontalFlip, to_sample
 from dataset.static_dataset import ImageToClip
-from dataset.synthetic import generate_image, generate_video
+from dataset.synthetic import generate_image, generate_video, sample_rng
 from dataset.vos_dataset import FRAMES, MAX_TRIALS, pick_frames, pick_objects
 
 DEFAULT_LENGTH = 10_000  # samples per "epoch"; only the sampler's shuffling period, every sample is new
 
 
-def _sample_rng() -> np.random.Generator:
-    """A numpy generator drawn from torch's global generator (seeded per sample by SeededSamples)."""
+def _sample_rng(pool: int = 0) -> np.random.Generator:
+    """The numpy generator a sample's video (or image) is drawn from, picked with torch's global generator
+    (seeded per sample by SeededSamples): a new one every time, or with `pool` > 0 one of `pool` fixed ones
+    (a finite training set of `pool` videos, to measure what the endless stream brings)."""
+    if pool > 0:
+        return sample_rng(0, int(torch.randint(0, pool, ())), "synthetic-pool")
     return np.random.default_rng(int(torch.randint(0, 2**62, ())))
 
 
@@ -37,13 +41,15 @@ class SyntheticVideoDataset(Dataset):
     the frames are flipped left-right with probability 0.5 and, with a `crop_size` that fits, cropped to a
     random `crop_size` square (the same window for the three frames); a `crop_size` of at least the longer
     side (the paper's 384 on small frames) keeps whole frames. Targets are drawn among the objects of the
-    first (cropped) frame; when there is none, other frames are drawn, up to 5 times.
+    first (cropped) frame; when there is none, other frames are drawn, up to 5 times. `pool` > 0 draws the
+    videos from a fixed set of that many instead of a new one per sample.
     """
 
     stride = 1  # the curriculum's frame distances are in video frames
 
     def __init__(self, size: tuple[int, int] = (96, 160), num_frames: int = 20, max_objects: int = 3,
-                 crop_size: Optional[int] = None, length: int = DEFAULT_LENGTH, max_jump: Optional[int] = None) -> None:
+                 crop_size: Optional[int] = None, length: int = DEFAULT_LENGTH, max_jump: Optional[int] = None,
+                 pool: int = 0) -> None:
         if num_frames < FRAMES:
             raise ValueError(f"videos need at least {FRAMES} frames, got {num_frames}")
         if crop_size is not None and min(size) < crop_size < max(size):
@@ -53,6 +59,7 @@ class SyntheticVideoDataset(Dataset):
         self.num_frames = num_frames
         self.max_objects = max_objects
         self.length = length
+        self.pool = pool
         steps = [RandomHorizontalFlip()]
         if crop_size is not None and crop_size <= min(size):
             steps.append(RandomCrop(crop_size))
@@ -69,7 +76,7 @@ class SyntheticVideoDataset(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict:
-        video = generate_video(_sample_rng(), self.num_frames, self.size, self.max_objects)
+        video = generate_video(_sample_rng(self.pool), self.num_frames, self.size, self.max_objects)
         for _ in range(MAX_TRIALS):
             chosen = pick_frames(self.num_frames, self.max_jump)
             images = [Image.fromarray(video.frames[t]) for t in chosen]
@@ -84,17 +91,19 @@ class SyntheticVideoDataset(Dataset):
 class SyntheticStaticDataset(Dataset):
     """Stage-0 style samples from freshly generated one-object images of `size` (H, W), augmented as
     `StaticDataset` augments (shared scale/flip/jitter, then per frame affine, resize and crop to
-    `crop_size`, jitter, TPS)."""
+    `crop_size`, jitter, TPS); `pool` > 0 draws the images from a fixed set of that many."""
 
-    def __init__(self, size: tuple[int, int] = (96, 160), crop_size: int = 96, length: int = DEFAULT_LENGTH) -> None:
+    def __init__(self, size: tuple[int, int] = (96, 160), crop_size: int = 96, length: int = DEFAULT_LENGTH,
+                 pool: int = 0) -> None:
         self.size = tuple(size)
         self.length = length
+        self.pool = pool
         self.augment = ImageToClip(crop_size)
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> dict:
-        rgb, mask = generate_image(_sample_rng(), self.size)
+        rgb, mask = generate_image(_sample_rng(self.pool), self.size)
         images, masks = self.augment(Image.fromarray(rgb), Image.fromarray(mask))
         return to_sample(images, masks, targets=[1], name=f"synthetic-image-{index}", frames=["image"] * FRAMES)

@@ -104,10 +104,12 @@ def train_arguments(args: argparse.Namespace, stage: int, iterations: int, save_
         "--no_pretrained", "-i", str(iterations), "--steps", str(max(1, round(0.8 * iterations))),
         "-b", str(args.batch), "--crop_size", str(args.crop), "--lr", str(args.lr), "--warmup", str(args.warmup),
         "--clip_grad", str(args.clip_grad), "--bootstrap_start", str(args.bootstrap_start),
-        "--bootstrap_end", str(args.bootstrap_start + 1), "--num_workers", str(args.num_workers),
+        "--bootstrap_end", str(max(args.bootstrap_end, args.bootstrap_start + 1)), "--num_workers", str(args.num_workers),
         "--save_dir", str(save_dir), "--save_every", str(save_every), "--log_every", "10",
         "--log_image_every", "100", "--seed", str(SEED), "--device", "cpu",
     ]
+    if args.pool:
+        command += ["--synthetic_pool", str(args.pool)]
     if args.cpu_amp:
         command.append("--cpu_amp")
     if load is not None:
@@ -357,6 +359,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     data.add_argument("--train_frames", type=int, default=20, help="length of the generated training videos")
     data.add_argument("--objects", type=int, default=3, help="most objects per validation video")
     recipe = parser.add_argument_group("training recipe (train.py flags)")
+    recipe.add_argument("--iterations", type=int, default=0,
+                        help="train exactly this many iterations, still stopped at the budget (default: as many as "
+                             "fit in the budget, from a timed probe)")
     recipe.add_argument("--batch", type=int, default=4)
     recipe.add_argument("--crop", type=int, default=384,
                         help="train.py --crop_size: a square crop of the generated frames, or whole frames "
@@ -366,6 +371,10 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     recipe.add_argument("--clip_grad", type=float, default=1.0)
     recipe.add_argument("--bootstrap_start", type=int, default=1_000_000,
                         help="plain cross-entropy before this iteration (default: throughout)")
+    recipe.add_argument("--bootstrap_end", type=int, default=0,
+                        help="the bootstrapped cross-entropy reaches its top 15%% of pixels here (default: at once)")
+    recipe.add_argument("--pool", type=int, default=0,
+                        help="train on a fixed set of this many synthetic videos (default 0: a new one per sample)")
     recipe.add_argument("--cpu_amp", action="store_true", help="bf16 autocast")
     recipe.add_argument("--num_workers", type=int, default=1)
     recipe.add_argument("--curve_points", type=int, default=5,
@@ -395,17 +404,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     write_validation_set(data, args.val_videos, args.val_frames, (height, width), args.objects)
     print(f"    validation: {args.val_videos} videos x {args.val_frames} frames at {height}x{width}, "
           f"1-{args.objects} objects ({data}, DAVIS layout)")
-    print(f"    training: a fresh {args.train_frames}-frame {height}x{width} video generated for every sample "
+    drawn = f"one of {args.pool} fixed" if args.pool else "a fresh"
+    print(f"    training: {drawn} {args.train_frames}-frame {height}x{width} video for every sample "
           f"(train.py --synthetic)", flush=True)
 
     print(f"\n[3] Training with train.py for about {args.minutes:g} minutes", flush=True)
-    probe = train_arguments(args, 3, 1000, save_dir, 1000)
-    per_iteration = seconds_per_iteration(probe)
-    iterations = max(1, int(args.minutes * 60 / per_iteration))
+    if args.iterations:
+        iterations = args.iterations
+    else:
+        per_iteration = seconds_per_iteration(train_arguments(args, 3, 1000, save_dir, 1000))
+        iterations = max(1, int(args.minutes * 60 / per_iteration))
+        print(f"    {per_iteration:.2f} s per iteration here -> {iterations} iterations", flush=True)
     points = min(MAX_CURVE_POINTS, max(1, args.curve_points))
     save_every = max(1, -(-iterations // points))
-    print(f"    {per_iteration:.2f} s per iteration here -> {iterations} iterations; a snapshot every {save_every}",
-          flush=True)
+    print(f"    {iterations} iterations, a snapshot every {save_every}", flush=True)
     arguments = train_arguments(args, 3, iterations, save_dir, save_every)
     print("    python train.py " + " ".join(arguments), flush=True)
     train_started = time.time()

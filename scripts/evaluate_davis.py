@@ -10,7 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from util.fileio import InputError  # noqa: E402
-from util.metrics import default_workers, evaluate_davis, format_tables  # noqa: E402
+from util.metrics import evaluate_davis, format_tables  # noqa: E402
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -22,10 +22,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--set", default="val", help="set list under ImageSets/<year> (default val)")
     parser.add_argument("--year", type=int, default=2017, choices=(2016, 2017),
                         help="2016 merges all objects into one (default 2017)")
-    parser.add_argument("--workers", type=int, default=default_workers(),
-                        help="processes, one sequence each at a time (default min(2, CPUs))")
+    parser.add_argument("--workers", type=int,
+                        help="processes, one sequence each at a time (default: min(2, CPUs) for sets of more than "
+                             "about 240 frames at 480p, else 1)")
     args = parser.parse_args(argv)
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
     return args
 

@@ -12,6 +12,7 @@ from dataset.synthetic_layouts import SyntheticSpec, write_layout
 from eval_helpers import ROOT, run_script
 from model.trainer import Trainer, TrainingError, lr_factor
 from util.config import STAGES, TrainConfig, training_parser
+from util.fileio import InputError
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +48,11 @@ def test_stage_defaults_follow_the_paper():
     assert (custom.iterations, custom.batch_size, custom.steps, custom.lr, custom.pretrained) == \
         (10, 4, (5, 7), 2e-5, False)
     assert set(STAGES) == {0, 1, 2, 3}
+    pooled = TrainConfig.from_args(training_parser().parse_args(
+        ["--stage", "3", "--synthetic", "48", "64", "6", "--synthetic_pool", "80"]))
+    assert (pooled.synthetic, pooled.synthetic_pool) == ((48, 64, 6), 80)
+    with pytest.raises(InputError, match="--synthetic_pool needs --synthetic"):
+        TrainConfig.from_args(training_parser().parse_args(["--stage", "3", "--synthetic_pool", "80"]))
 
 
 def test_lr_schedule_steps_and_warms_up():

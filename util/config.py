@@ -134,6 +134,9 @@ def training_parser() -> argparse.ArgumentParser:
     parser.add_argument("--synthetic", type=int, nargs=3, metavar=("H", "W", "FRAMES"),
                         help="train on a fresh synthetic sample per sample (dataset/synthetic_online.py) instead of "
                              "the stage's datasets: HxW frames (images for stage 0), videos of FRAMES frames")
+    parser.add_argument("--synthetic_pool", type=int, default=0, metavar="N",
+                        help="with --synthetic: draw the samples from a fixed set of N videos (images) instead of "
+                             "a new one each time (default 0: always new)")
     return parser
 
 
@@ -178,12 +181,17 @@ class TrainConfig:
     benchmark: bool
     max_nonfinite: int
     synthetic: Optional[tuple[int, int, int]] = None  # (H, W, frames) of fresh synthetic samples
+    synthetic_pool: int = 0  # > 0: a fixed set of that many synthetic videos instead of fresh ones
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
         stage = STAGES[args.stage]
         if args.resume and args.load_model and args.resume != args.load_model:
             raise InputError("--resume and --load_model name different checkpoints; give one")
+        if getattr(args, "synthetic_pool", 0) and not getattr(args, "synthetic", None):
+            raise InputError("--synthetic_pool needs --synthetic")
+        if getattr(args, "synthetic_pool", 0) < 0:
+            raise InputError(f"--synthetic_pool must be at least 0, got {args.synthetic_pool}")
         log_every, log_image_every = (1, 10) if args.debug else (args.log_every, args.log_image_every)
         return cls(
             stage=args.stage, run_id=args.id,
@@ -201,6 +209,7 @@ class TrainConfig:
             device=args.device, amp=not args.no_amp, cpu_amp=args.cpu_amp, pretrained=not args.no_pretrained,
             benchmark=args.benchmark, max_nonfinite=args.max_nonfinite,
             synthetic=tuple(args.synthetic) if getattr(args, "synthetic", None) else None,
+            synthetic_pool=getattr(args, "synthetic_pool", 0),
         )
 
     def to_json(self) -> dict:

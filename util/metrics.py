@@ -21,6 +21,7 @@ from typing import Iterator, Optional, Union
 
 import cv2
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from util.fileio import InputError, atomic_path
@@ -230,14 +231,31 @@ def format_tables(numbers: dict, subset: str) -> str:
             f"{sequence_table}")
 
 
+# Below this many annotated pixels x frames (about 240 frames at 480p, a few seconds of work), evaluating in
+# this process beats starting workers, which re-import the calling script (torch included: seconds each).
+PARALLEL_MIN_PIXEL_FRAMES = 100_000_000
+
+
 def default_workers() -> int:
     """Worker processes for the evaluation: at most 2, no more than the CPUs."""
     return min(2, os.cpu_count() or 1)
 
 
+def _pixel_frames(annotation_root: Path, sequences: list[str]) -> int:
+    """Annotated frames x pixels over the sequences (sizes from the first PNG headers): the work to do."""
+    total = 0
+    for sequence in sequences:
+        frames = sorted((annotation_root / sequence).glob("*.png"))
+        if frames:
+            with Image.open(frames[0]) as first:
+                total += len(frames) * first.width * first.height
+    return total
+
+
 def evaluate_davis(davis_path: PathLike, results_dir: PathLike, subset: str = "val", year: int = 2017,
                    workers: Optional[int] = None, progress: bool = True) -> dict:
     """Evaluate a results folder (<seq>/<frame>.png palette PNGs) on DAVIS, write the CSV/JSON files there.
+    `workers` processes (default: `default_workers()` for big sets, else this process only).
 
     Returns the numbers of results.json. Bad input raises InputError before anything is written.
     """
@@ -251,7 +269,10 @@ def evaluate_davis(davis_path: PathLike, results_dir: PathLike, subset: str = "v
     if not results_dir.is_dir():
         raise InputError(f"{results_dir}: no such results folder")
     jobs = [(annotation_root, results_dir, sequence, year) for sequence in sequences]
-    per_sequence = _run_jobs(jobs, workers or default_workers(), progress)
+    if workers is None:
+        big = _pixel_frames(annotation_root, sequences) >= PARALLEL_MIN_PIXEL_FRAMES
+        workers = default_workers() if big else 1
+    per_sequence = _run_jobs(jobs, workers, progress)
     if not any(len(j_values) for _, j_values, _ in per_sequence):
         raise InputError(f"{annotation_root}: no object to evaluate (every first annotation of the set is empty)")
     numbers = _summarise(per_sequence)

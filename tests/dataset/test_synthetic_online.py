@@ -28,3 +28,24 @@ def test_static_samples_are_three_warped_frames_of_one_object():
     sample = SeededSamples(SyntheticStaticDataset((64, 96), crop_size=48))[(0, 3, 0)]
     _check_sample(sample, 48)
     assert sample["sec_gt"].sum() == 0 and sample["selector"].tolist() == [1.0, 0.0]
+
+
+def test_a_pool_draws_every_sample_from_the_same_few_videos(monkeypatch):
+    import dataset.synthetic_online as online
+    from dataset.synthetic import generate_video
+
+    def videos_drawn(pool: int) -> int:
+        seen = set()
+
+        def recording(rng, *args, **kwargs):
+            seen.add(rng.bit_generator.state["state"]["state"])  # identifies the video being generated
+            return generate_video(rng, *args, **kwargs)
+
+        monkeypatch.setattr(online, "generate_video", recording)
+        samples = SeededSamples(SyntheticVideoDataset((48, 64), num_frames=6, crop_size=48, pool=pool))
+        for index in range(12):
+            samples[(0, index, 0)]
+        return len(seen)
+
+    assert videos_drawn(pool=2) == 2
+    assert videos_drawn(pool=0) == 12  # no pool: a new video for every sample

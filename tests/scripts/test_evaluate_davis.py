@@ -140,6 +140,26 @@ def test_parallel_and_serial_agree(davis, tmp_path):
     assert serial["J&F-Mean"] < 1.0
 
 
+def test_workers_are_started_only_for_big_sets(davis, tmp_path, monkeypatch):
+    import util.metrics as metrics
+
+    started = []
+
+    class Recording(metrics.ProcessPoolExecutor):
+        def __init__(self, workers, **kwargs):
+            started.append(workers)
+            super().__init__(workers, **kwargs)
+
+    monkeypatch.setattr(metrics, "ProcessPoolExecutor", Recording)
+    results = perfect_results(davis, tmp_path / "results")
+    small = evaluate_davis(davis, results, progress=False)
+    assert started == []  # a tiny set: evaluated in this process
+    monkeypatch.setattr(metrics, "PARALLEL_MIN_PIXEL_FRAMES", 2 * FRAMES * SHAPE[0] * SHAPE[1])
+    monkeypatch.setattr(metrics, "default_workers", lambda: 2)
+    assert evaluate_davis(davis, results, progress=False) == small
+    assert started == [2]
+
+
 def test_synthetic_davis_against_its_own_annotations(tmp_path):
     davis = tmp_path / "synthetic"
     write_layout("davis", davis, SyntheticSpec(videos=2, frames=4, size=(48, 64), max_objects=3, progress=False))
