@@ -44,9 +44,8 @@ from util.palette import DAVIS_PALETTE, read_indexed_png, write_indexed_png  # n
 from util.reference import DEFAULT_REFERENCE, deterministic_stcn, segment_reference_clip  # noqa: E402
 
 DEFAULT_MINUTES = 18.0
-# glibc returns freed memory to the system and takes it back at every iteration; on this kind of machine
-# (a VM where page faults are dear) that costs more than the arithmetic at these small sizes. Keeping
-# the heap made the training step 2-10x faster here (measured in the report of issue 8).
+# glibc returns freed memory to the system and takes it back at every iteration, which costs page faults
+# on a VM; keeping the heap made the demo's training step 4% faster here (6.7 against 7.0 s, one thread).
 FAST_MALLOC = {"MALLOC_TRIM_THRESHOLD_": str(64 << 30), "MALLOC_TOP_PAD_": str(1 << 30),
                "MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
 SEED = 14159265  # train.py's default seed: the untrained network is the one training starts from
