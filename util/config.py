@@ -188,10 +188,12 @@ class TrainConfig:
         stage = STAGES[args.stage]
         if args.resume and args.load_model and args.resume != args.load_model:
             raise InputError("--resume and --load_model name different checkpoints; give one")
-        if getattr(args, "synthetic_pool", 0) and not getattr(args, "synthetic", None):
+        synthetic = tuple(args.synthetic) if getattr(args, "synthetic", None) else None
+        pool = getattr(args, "synthetic_pool", 0)
+        if pool and synthetic is None:
             raise InputError("--synthetic_pool needs --synthetic")
-        if getattr(args, "synthetic_pool", 0) < 0:
-            raise InputError(f"--synthetic_pool must be at least 0, got {args.synthetic_pool}")
+        if pool < 0:
+            raise InputError(f"--synthetic_pool must be at least 0, got {pool}")
         log_every, log_image_every = (1, 10) if args.debug else (args.log_every, args.log_image_every)
         return cls(
             stage=args.stage, run_id=args.id,
@@ -208,8 +210,7 @@ class TrainConfig:
             save_every=args.save_every, log_every=log_every, log_image_every=log_image_every, seed=args.seed,
             device=args.device, amp=not args.no_amp, cpu_amp=args.cpu_amp, pretrained=not args.no_pretrained,
             benchmark=args.benchmark, max_nonfinite=args.max_nonfinite,
-            synthetic=tuple(args.synthetic) if getattr(args, "synthetic", None) else None,
-            synthetic_pool=getattr(args, "synthetic_pool", 0),
+            synthetic=synthetic, synthetic_pool=pool,
         )
 
     def to_json(self) -> dict:
