@@ -6,6 +6,7 @@
 import json
 import sys
 from dataclasses import replace
+from typing import Optional
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -16,8 +17,7 @@ from dataset.sampling import SeededSamples, TrainingSampler
 from dataset.static_dataset import StaticDataset
 from dataset.synthetic_online import SyntheticStaticDataset, SyntheticVideoDataset
 from dataset.vos_dataset import bl30k_train, main_training_set
-from model.backbones import infer_backbone
-from model.checkpoint import network_state_dict, read_checkpoint
+from model.checkpoint import ARCHS, network_state_dict, read_card, read_checkpoint, structure_from_state
 from model.trainer import RunPaths, Trainer, TrainingError, new_run, parameter_checksum, run_training
 from util.config import TrainConfig, run_cli, training_parser
 from util.distributed import cleanup, init_distributed, pick_device, rank_and_world
@@ -40,20 +40,30 @@ def build_dataset(config: TrainConfig) -> Dataset:
     return main_training_set(config.davis_root, config.yv_root, config.crop_size)
 
 
-def weights_backbone(config: TrainConfig) -> TrainConfig:
-    """The key encoder variant recorded in the weights we start from, if any (no flag needed)."""
+def weights_structure(config: TrainConfig, arch_flag: Optional[str], similarity_flag: Optional[str]) -> TrainConfig:
+    """What the weights we start from, if any, decide: architecture, key encoder variant and CBAM (no flag
+    needed), and without --similarity the similarity they were trained with. A contradicting --arch is an
+    error."""
     source = config.resume or config.load_network
     if source is None:
         return config
-    backbone = infer_backbone(network_state_dict(read_checkpoint(source)))
-    if backbone != config.backbone:
-        print(f"{source} holds a {backbone} key encoder: using it (not --backbone {config.backbone})")
-    return replace(config, backbone=backbone)
+    data = read_checkpoint(source)
+    found = structure_from_state(network_state_dict(data))
+    if arch_flag and found["arch"] != arch_flag:
+        raise InputError(f"{source}: holds an {found['arch'].upper()} network; --arch {arch_flag} cannot load it "
+                         f"(pass --arch {found['arch']} or no --arch)")
+    if found["backbone"] != config.backbone:
+        print(f"{source} holds a {found['backbone']} key encoder: using it (not --backbone {config.backbone})")
+    if found["cbam"] != config.cbam:
+        print(f"{source} was trained {'with' if found['cbam'] else 'without'} CBAM: keeping that")
+    card = read_card(source, data)
+    similarity = similarity_flag or (card or {}).get("similarity") or ARCHS[found["arch"]].default_similarity
+    return replace(config, arch=found["arch"], backbone=found["backbone"], cbam=found["cbam"], similarity=similarity)
 
 
 def main() -> int:
     args = training_parser().parse_args()
-    config = weights_backbone(TrainConfig.from_args(args))
+    config = weights_structure(TrainConfig.from_args(args), args.arch, args.similarity)
     rank, world = rank_and_world()
     if config.batch_size % world:
         raise InputError(f"--batch_size {config.batch_size} (total over all processes) does not divide "

@@ -12,7 +12,7 @@ import torch
 
 from inference.memory_bank import MemoryBank
 from model.aggregate import aggregate
-from model.network import STCN
+from model.network import MemoryNetwork
 from util.image import pad_to_multiple, unpad
 
 # Affinity elements (memory positions x query positions) computed at once: bounds the peak memory
@@ -66,7 +66,7 @@ class InferenceCore:
     probabilities returned by `step` are (K+1, H, W): background first, then `object_ids` in order.
     """
 
-    def __init__(self, network: STCN, schedule: MemorySchedule = MemorySchedule()) -> None:
+    def __init__(self, network: MemoryNetwork, schedule: MemorySchedule = MemorySchedule()) -> None:
         self.network = network
         self.schedule = schedule
         self.object_ids: list[int] = []
@@ -110,7 +110,8 @@ class InferenceCore:
         readouts = []
         for group in self.groups:
             memory_key, memory_value = group.bank.memory()
-            chunk = max(1, AFFINITY_BUDGET // memory_key.shape[2])
+            affinity_per_query = memory_key.numel() // memory_key.shape[-2]  # N, or K*N with keys per object
+            chunk = max(1, AFFINITY_BUDGET // affinity_per_query)
             readouts.append(self.network.read_memory(
                 features.key, memory_key, memory_value, self.schedule.top_k, chunk, self.schedule.kernel_sigma
             ))
@@ -140,8 +141,8 @@ class InferenceCore:
         return aggregate(torch.cat([object_prob, one_hot]), dim=0)
 
     def _memorise(self, padded: torch.Tensor, features, prob: torch.Tensor, temporary: bool) -> None:
-        """Encode every known object's value from its (soft) probability and add it to its group."""
-        terms = self.network.value_encoder.frame_terms(features.f16)
-        values = self.network.encode_value(padded, features.f16, prob[1:].unsqueeze(0), terms)  # 1, K, Cv, h, w
-        for group in self.groups:
-            group.bank.add(features.key, values[:, group.indices], temporary=temporary)
+        """Encode every known object's memory from its (soft) probability and add it to its group."""
+        keys, values = self.network.encode_memory(padded, features, prob[1:].unsqueeze(0), share_frame_terms=True)
+        for group in self.groups:  # values 1, K, Cv, h, w; keys 1, Ck, h, w or 1, K, Ck, h, w
+            group_keys = keys[:, group.indices] if self.network.keys_per_object else keys
+            group.bank.add(group_keys, values[:, group.indices], temporary=temporary)

@@ -5,6 +5,7 @@ from typing import Optional
 
 from inference.runner import load_network, prepare_scores, run_videos, summarise
 from inference.sources import Video
+from model.checkpoint import describe
 from util.config import EvalConfig
 from util.distributed import barrier, init_distributed, rank_and_world
 
@@ -13,6 +14,8 @@ def run_evaluation(config: EvalConfig, videos: list[Video], mask_dir: Path, anno
     """Segment `videos` into `mask_dir` (`annotation_dir` is its path under the output, for merging
     saved scores); on rank 0 write timing.json, print the speed and return the summary (None elsewhere)."""
     network = load_network(config.model, config.options.device, config.similarity)
+    if rank_and_world()[0] == 0:
+        print(f"{config.model}: {describe(network)}", flush=True)
     init_distributed(config.options.device)
     scores = prepare_scores(config.output, annotation_dir) if config.save_scores else None
     timings = run_videos(network, videos, config.schedule, mask_dir, config.options, scores)

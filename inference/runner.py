@@ -23,10 +23,9 @@ from tqdm import tqdm
 from inference.core import InferenceCore, MemorySchedule, plan_frames
 from inference.prefetch import read_ahead
 from inference.sources import FrameInfo, Video, iterate_frames
-from model.backbones import infer_backbone
-from model.checkpoint import load_weights, network_state_dict, read_checkpoint
+from model.checkpoint import load_weights, read_checkpoint, resolve_spec
 from model.fold import fold_batchnorm
-from model.network import STCN
+from model.network import MemoryNetwork
 from util.distributed import rank_and_world, synchronise
 from util.fileio import InputError, atomic_dir, atomic_path
 from util.image import normalise
@@ -98,7 +97,7 @@ def _segment_frame(core: InferenceCore, image: np.ndarray, mask: Optional[np.nda
     return prob.flip(-1) if options.flip else prob
 
 
-def segment_video(network: STCN, video: Video, schedule: MemorySchedule, out_dir: Path,
+def segment_video(network: MemoryNetwork, video: Video, schedule: MemorySchedule, out_dir: Path,
                   options: RunOptions = RunOptions(), scores_dir: Optional[Path] = None) -> VideoTiming:
     """Segment one video: `out_dir/<video>/<frame>.png`, an overlay video if asked, and the frames'
     probabilities under `scores_dir/<video>/` if given."""
@@ -230,17 +229,18 @@ def summarise(timings: list[VideoTiming], out_path: Optional[Path] = None) -> di
     return summary
 
 
-def load_network(weights: Path, device: torch.device, similarity: str = "l2") -> STCN:
-    """The evaluation network: released or own weights (stage-0 weights widened with zeros; the key
-    encoder variant read from the weights), eval mode, BatchNorm folded into the convolutions, weights
-    channels-last (faster convolutions here; see README)."""
-    state = network_state_dict(read_checkpoint(weights))
-    network = STCN(similarity=similarity, backbone=infer_backbone(state))
-    load_weights(network, state, for_training=False, name=str(weights))
+def load_network(weights: Path, device: torch.device, similarity: Optional[str] = None) -> MemoryNetwork:
+    """The evaluation network: released or own weights (stage-0 weights widened with zeros; STCN or STM,
+    key encoder variant and CBAM read from the weights, the similarity from their card unless given and
+    consistent), eval mode, BatchNorm folded into the convolutions, weights channels-last (faster
+    convolutions here; see README)."""
+    data = read_checkpoint(weights)
+    network = resolve_spec(weights, data, similarity).build()
+    load_weights(network, data, for_training=False, name=str(weights))
     return fold_batchnorm(network.eval()).to(device, memory_format=torch.channels_last)
 
 
-def run_videos(network: STCN, videos: list[Video], schedule: MemorySchedule, out_dir: Path,
+def run_videos(network: MemoryNetwork, videos: list[Video], schedule: MemorySchedule, out_dir: Path,
                options: RunOptions = RunOptions(), scores_dir: Optional[Path] = None) -> list[VideoTiming]:
     """Segment this process's share of `videos` (all of them without torchrun); timings of all ranks."""
     rank, world = rank_and_world()

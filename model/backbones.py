@@ -33,6 +33,18 @@ def imagenet_state_dict(weights: WeightsEnum) -> dict[str, torch.Tensor]:
         ) from None
 
 
+def load_widened_imagenet(trunk: nn.Module, weights: WeightsEnum) -> None:
+    """Copy torchvision's ImageNet weights into a ResNet trunk whose conv1 also sees mask channels;
+    the extra input channels start orthogonal, layers the trunk does not have are skipped."""
+    source = imagenet_state_dict(weights)
+    conv1 = source["conv1.weight"]
+    extra = torch.empty(conv1.shape[0], trunk.conv1.in_channels - conv1.shape[1], *conv1.shape[2:])
+    nn.init.orthogonal_(extra)
+    source["conv1.weight"] = torch.cat([conv1, extra], dim=1)
+    own = trunk.state_dict()
+    trunk.load_state_dict({k: v for k, v in source.items() if k in own}, strict=False)
+
+
 # Key encoder variants (supplementary E): the paper's ResNet-50 (the released layout), WideResNet-50-2,
 # and WideResNet-50-2 with a DeepLabv3 ASPP block on the stride-16 feature.
 BACKBONES = ("resnet50", "wide_resnet50", "wide_resnet50_aspp")
@@ -111,11 +123,11 @@ class ValueEncoder(nn.Module):
     """ResNet-18 trunk over [RGB, mask(s)], fused with the frame's key feature into a 512-channel value.
 
     `mask_channels` is 2 for the multi-object network (this object, sum of the others) and 1 for the
-    single-object network of stage 0.
+    single-object network of stage 0; `cbam=False` fuses without the attention block (ablation).
     """
 
     def __init__(self, mask_channels: int = 2, pretrained: bool = False, key_channels: int = 1024,
-                 value_dim: int = 512) -> None:
+                 value_dim: int = 512, cbam: bool = True) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3 + mask_channels, 64, kernel_size=7, stride=2, padding=3)
         self.bn1 = nn.BatchNorm2d(64)
@@ -124,19 +136,13 @@ class ValueEncoder(nn.Module):
         self.layer1 = _resnet18_stage(64, 64, 1)
         self.layer2 = _resnet18_stage(64, 128, 2)
         self.layer3 = _resnet18_stage(128, 256, 2)
-        self.fuser = FeatureFusionBlock(256 + key_channels, value_dim)
+        self.fuser = FeatureFusionBlock(256 + key_channels, value_dim, cbam)
         if pretrained:
             self.load_imagenet()
 
     def load_imagenet(self) -> None:
         """Copy torchvision's ResNet-18 weights; the extra mask input channels start orthogonal."""
-        source = imagenet_state_dict(ResNet18_Weights.IMAGENET1K_V1)
-        conv1 = source["conv1.weight"]
-        extra = torch.empty(conv1.shape[0], self.conv1.in_channels - conv1.shape[1], *conv1.shape[2:])
-        nn.init.orthogonal_(extra)
-        source["conv1.weight"] = torch.cat([conv1, extra], dim=1)
-        own = self.state_dict()
-        self.load_state_dict({k: v for k, v in source.items() if k in own}, strict=False)
+        load_widened_imagenet(self, ResNet18_Weights.IMAGENET1K_V1)
 
     def forward(self, frame: torch.Tensor, masks: torch.Tensor, key_f16: torch.Tensor,
                 frame_terms: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:

@@ -103,20 +103,23 @@ class CBAM(nn.Module):
 
 
 class FeatureFusionBlock(nn.Module):
-    """Fuses value-encoder and key-encoder stride-16 features into the memory value (seed F.2)."""
+    """Fuses value-encoder and key-encoder stride-16 features into the memory value (seed F.2).
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    cbam=False is the authors' ablation without the attention block (no `attention.*` weights).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, cbam: bool = True) -> None:
         super().__init__()
         self.block1 = ResBlock(in_channels, out_channels)
-        self.attention = CBAM(out_channels)
+        self.attention = CBAM(out_channels) if cbam else None
         self.block2 = ResBlock(out_channels, out_channels)
 
     def forward(self, value_f16: torch.Tensor, key_f16: torch.Tensor) -> torch.Tensor:
         return self.refine(self.block1(torch.cat([value_f16, key_f16], dim=1)))
 
     def refine(self, x: torch.Tensor) -> torch.Tensor:
-        """Attention and the second block, applied to the output of block1."""
-        return self.block2(x + self.attention(x))
+        """Attention (if any) and the second block, applied to the output of block1."""
+        return self.block2(x if self.attention is None else x + self.attention(x))
 
 
 class KeyProjection(nn.Module):

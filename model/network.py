@@ -5,6 +5,11 @@ mask is value-encoded with the frame (`encode_value`); a query frame reads the m
 affinity shared by all its objects (`read_memory`), is decoded per object (`decode`) and the objects
 are soft-aggregated (`segment`).
 
+`MemoryNetwork` holds what STCN shares with its STM baseline (`model/stm.py`): the query side
+(`encode_key`), the readout, the decoder, soft aggregation and the training pass. The two differ in how
+a memory frame is encoded (`encode_memory`): STCN reuses the query key and encodes one value per
+object; STM encodes a key and a value per object, so it needs one affinity per object.
+
 Shapes: B batch, K objects, T memory frames, (h, w) = (H/16, W/16).
 """
 from typing import NamedTuple, Optional
@@ -70,74 +75,66 @@ class Decoder(nn.Module):
         return F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
 
 
-class STCN(nn.Module):
-    """The STCN network in the released checkpoint layout.
+class MemoryNetwork(nn.Module):
+    """The space-time memory network shared by STCN and STM; subclasses set up the modules.
 
-    single_object: the stage-0 network, whose value encoder sees no "other objects" channel.
-    pretrained: initialise both backbones from torchvision's ImageNet weights (never downloads otherwise).
-    similarity: 'l2' (the paper) or 'dot' (the STM ablation of Table 1).
-    backbone: the key encoder, 'resnet50' (the paper) or a variant of supplementary E (see BACKBONES).
+    Subclasses own `key_encoder`, `key_proj`, `key_comp` (the query side), `decoder`, and define
+    `encode_memory`. `keys_per_object` says whether memory keys carry an object axis (STM) or are
+    shared by all objects of a frame (STCN); `memory_uses_key_features` whether `encode_memory` needs
+    the frame's `encode_key` output (so that a training pass computes it for frame 0 too).
     """
 
-    def __init__(self, single_object: bool = False, pretrained: bool = False, key_dim: int = 64,
-                 value_dim: int = 512, similarity: str = "l2", backbone: str = "resnet50") -> None:
-        super().__init__()
+    arch = ""
+    keys_per_object = False
+    memory_uses_key_features = True
+    default_similarity = "l2"
+    widened_key = ""  # the mask-input convolution whose extra channel a stage-0 network lacks
+
+    def _check_similarity(self, similarity: str) -> None:
         if similarity not in memory.SIMILARITIES:
             raise ValueError(f"unknown similarity {similarity!r}; expected one of {memory.SIMILARITIES}")
-        self.single_object = single_object
-        self.similarity = similarity
-        self.backbone = backbone
-        self.key_encoder = KeyEncoder(pretrained, backbone)
-        self.value_encoder = ValueEncoder(1 if single_object else 2, pretrained, 1024, value_dim)
-        self.key_proj = KeyProjection(1024, key_dim)
-        self.key_comp = nn.Conv2d(1024, 512, kernel_size=3, padding=1)
-        self.decoder = Decoder(value_dim + 512)
 
     def encode_key(self, frame: torch.Tensor) -> KeyFeatures:
         """frame (B, 3, H, W), normalised, H and W multiples of 16."""
         f16, f8, f4 = self.key_encoder(frame)
         return KeyFeatures(self.key_proj(f16), self.key_comp(f16), f16, f8, f4)
 
-    def encode_value(self, frame: torch.Tensor, key_f16: torch.Tensor, masks: torch.Tensor,
-                     frame_terms: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
-        """Memory values (B, K, Cv, h, w) of K objects from their masks (B, K, H, W) in one frame.
+    def encode_memory(self, frame: torch.Tensor, key_features: Optional[KeyFeatures], masks: torch.Tensor,
+                      share_frame_terms: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Memory key and values (B, K, Cv, h, w) of K objects from their masks (B, K, H, W) in one frame.
 
-        The multi-object network also sees, for each object, the sum of the other objects' masks.
-        With `frame_terms` (from `value_encoder.frame_terms(key_f16)`, batch 1) the key feature's part
-        of the fusion is shared by the objects instead of recomputed for each.
+        The key is (B, Ck, h, w) when shared by the objects, (B, K, Ck, h, w) with `keys_per_object`.
+        `key_features` are the frame's `encode_key` output (None where the network does not use them).
         """
-        batch, objects = masks.shape[:2]
-        own = masks.reshape(batch * objects, 1, *masks.shape[2:])
-        if self.single_object:
-            if objects != 1:
-                raise ValueError(f"the single-object network encodes one mask at a time, got {objects}")
-            mask_input = own
-        else:
-            others = masks.sum(dim=1, keepdim=True) - masks  # B, K, H, W
-            mask_input = torch.cat([own, others.reshape_as(own)], dim=1)
-        value = self.value_encoder(
-            frame.expand(batch * objects, -1, -1, -1) if batch == 1 else frame.repeat_interleave(objects, dim=0),
-            mask_input,
-            None if frame_terms is not None else key_f16.repeat_interleave(objects, dim=0),
-            frame_terms,
-        )
-        return value.view(batch, objects, *value.shape[1:])
+        raise NotImplementedError
 
     def read_memory(self, query_key: torch.Tensor, memory_key: torch.Tensor, memory_value: torch.Tensor,
                     top_k: Optional[int] = None, query_chunk: Optional[int] = None,
                     kernel_sigma: Optional[float] = None) -> torch.Tensor:
-        """Readout (B, K, Cv, h, w) for every object from one affinity over the memory.
+        """Readout (B, K, Cv, h, w) for every object.
 
-        query_key (B, Ck, h, w); memory_key (B, Ck, T, h, w) or (B, Ck, N); memory_value
-        (B, K, Cv, T, h, w) or (B, K, Cv, N). With top_k, only the k best memory positions per query
-        position are gathered, in chunks of `query_chunk` positions, so memory use does not grow with
-        memory size x frame size. `kernel_sigma` turns on kernelized reading (KMN).
+        query_key (B, Ck, h, w); memory_value (B, K, Cv, T, h, w) or (B, K, Cv, N); memory_key
+        (B, Ck, T, h, w) or (B, Ck, N), one affinity for all objects, or with `keys_per_object`
+        (B, K, Ck, T, h, w) or (B, K, Ck, N), one affinity per object. With top_k, only the k best memory
+        positions per query position are gathered, in chunks of `query_chunk` positions, so memory use
+        does not grow with memory size x frame size. `kernel_sigma` turns on kernelized reading (KMN).
         """
         batch, objects, value_dim = memory_value.shape[:3]
         height, width = query_key.shape[-2:]
-        keys = memory_key.flatten(start_dim=2)  # B, Ck, N
-        values = memory_value.reshape(batch, objects * value_dim, -1)  # B, K*Cv, N
         queries = query_key.flatten(start_dim=2)  # B, Ck, P
+        if self.keys_per_object:  # objects become batch entries, each with its own keys
+            keys = memory_key.flatten(start_dim=3).flatten(end_dim=1)  # B*K, Ck, N
+            values = memory_value.flatten(start_dim=3).flatten(end_dim=1)  # B*K, Cv, N
+            queries = queries.repeat_interleave(objects, dim=0)  # B*K, Ck, P
+        else:
+            keys = memory_key.flatten(start_dim=2)  # B, Ck, N
+            values = memory_value.reshape(batch, objects * value_dim, -1)  # B, K*Cv, N
+        readout = self._read(queries, keys, values, width, top_k, query_chunk, kernel_sigma)
+        return readout.view(batch, objects, value_dim, height, width)
+
+    def _read(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, width: int,
+              top_k: Optional[int], query_chunk: Optional[int], kernel_sigma: Optional[float]) -> torch.Tensor:
+        """(B', C, P) readout of values (B', C, N) for queries (B', Ck, P) over keys (B', Ck, N)."""
         chunk = query_chunk or queries.shape[2]
         starts = range(0, queries.shape[2], chunk)
 
@@ -157,8 +154,7 @@ class STCN(nn.Module):
                 outputs.append(memory.sparse_readout(weights, indices, values))
             else:
                 outputs.append(memory.readout(torch.softmax(sim, dim=2), values))
-        readout = torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
-        return readout.view(batch, objects, value_dim, height, width)
+        return torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
 
     def decode(self, readout: torch.Tensor, key_features: KeyFeatures,
                frame_terms: Optional[DecoderFrameTerms] = None) -> torch.Tensor:
@@ -198,20 +194,90 @@ class STCN(nn.Module):
         """Training pass: frame t is segmented from the memory of frames 0..t-1 (the paper uses T=3).
 
         frames (B, T, 3, H, W); first_masks (B, K, H, W) ground truth of frame 0. Returns
-        `logits_t` (B, K+1, H, W) and `mask_t` (B, K, H, W) for t = 1..T-1; later frames' values are
+        `logits_t` (B, K+1, H, W) and `mask_t` (B, K, H, W) for t = 1..T-1; later frames' memory is
         encoded from the predicted probabilities.
         """
         num_frames = frames.shape[1]
-        features = [self.encode_key(frames[:, t]) for t in range(num_frames)]
-        keys = [features[0].key]
-        values = [self.encode_value(frames[:, 0], features[0].f16, first_masks)]
+        first = 0 if self.memory_uses_key_features else 1  # STM's frame 0 is only a memory frame
+        features = {t: self.encode_key(frames[:, t]) for t in range(first, num_frames)}
+        key, value = self.encode_memory(frames[:, 0], features.get(0), first_masks)
+        keys, values = [key], [value]
         out = {}
         for t in range(1, num_frames):
-            memory_key = torch.stack(keys, dim=2)  # B, Ck, t, h, w
-            memory_value = torch.stack(values, dim=3)  # B, K, Cv, t, h, w
+            memory_key = torch.stack(keys, dim=-3)  # B, (K,) Ck, t, h, w
+            memory_value = torch.stack(values, dim=-3)  # B, K, Cv, t, h, w
             logits, prob = self.segment(features[t], memory_key, memory_value, selector)
             out[f"logits_{t}"], out[f"mask_{t}"] = logits, prob
             if t < num_frames - 1:
-                keys.append(features[t].key)
-                values.append(self.encode_value(frames[:, t], features[t].f16, prob))
+                key, value = self.encode_memory(frames[:, t], features[t], prob)
+                keys.append(key)
+                values.append(value)
         return out
+
+
+class STCN(MemoryNetwork):
+    """The STCN network in the released checkpoint layout.
+
+    single_object: the stage-0 network, whose value encoder sees no "other objects" channel.
+    pretrained: initialise both backbones from torchvision's ImageNet weights (never downloads otherwise).
+    similarity: 'l2' (the paper) or 'dot' (the STM ablation of Table 1).
+    backbone: the key encoder, 'resnet50' (the paper) or a variant of supplementary E (see BACKBONES).
+    cbam: False for the authors' ablation that fuses value and key features without CBAM.
+    """
+
+    arch = "stcn"
+    widened_key = "value_encoder.conv1.weight"
+
+    def __init__(self, single_object: bool = False, pretrained: bool = False, key_dim: int = 64,
+                 value_dim: int = 512, similarity: str = "l2", backbone: str = "resnet50",
+                 cbam: bool = True) -> None:
+        super().__init__()
+        self._check_similarity(similarity)
+        self.single_object = single_object
+        self.similarity = similarity
+        self.backbone = backbone
+        self.cbam = cbam
+        self.key_encoder = KeyEncoder(pretrained, backbone)
+        self.value_encoder = ValueEncoder(1 if single_object else 2, pretrained, 1024, value_dim, cbam)
+        self.key_proj = KeyProjection(1024, key_dim)
+        self.key_comp = nn.Conv2d(1024, 512, kernel_size=3, padding=1)
+        self.decoder = Decoder(value_dim + 512)
+
+    def encode_value(self, frame: torch.Tensor, key_f16: torch.Tensor, masks: torch.Tensor,
+                     frame_terms: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
+        """Memory values (B, K, Cv, h, w) of K objects from their masks (B, K, H, W) in one frame.
+
+        The multi-object network also sees, for each object, the sum of the other objects' masks.
+        With `frame_terms` (from `value_encoder.frame_terms(key_f16)`, batch 1) the key feature's part
+        of the fusion is shared by the objects instead of recomputed for each.
+        """
+        batch, objects = masks.shape[:2]
+        value = self.value_encoder(
+            frame.expand(batch * objects, -1, -1, -1) if batch == 1 else frame.repeat_interleave(objects, dim=0),
+            mask_channels(masks, self.single_object),
+            None if frame_terms is not None else key_f16.repeat_interleave(objects, dim=0),
+            frame_terms,
+        )
+        return value.view(batch, objects, *value.shape[1:])
+
+    def encode_memory(self, frame: torch.Tensor, key_features: Optional[KeyFeatures], masks: torch.Tensor,
+                      share_frame_terms: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frame's key (B, Ck, h, w), shared by its objects, and their values (B, K, Cv, h, w).
+
+        share_frame_terms (batch 1, inference): the key feature's part of the fusion is computed once.
+        """
+        terms = self.value_encoder.frame_terms(key_features.f16) if share_frame_terms else None
+        return key_features.key, self.encode_value(frame, key_features.f16, masks, terms)
+
+
+def mask_channels(masks: torch.Tensor, single_object: bool) -> torch.Tensor:
+    """The mask input of a memory encoder (B*K, 1 or 2, H, W) from K objects' masks (B, K, H, W): each
+    object's own mask and, for the multi-object network, the sum of the other objects' masks."""
+    batch, objects = masks.shape[:2]
+    own = masks.reshape(batch * objects, 1, *masks.shape[2:])
+    if single_object:
+        if objects != 1:
+            raise ValueError(f"the single-object network encodes one mask at a time, got {objects}")
+        return own
+    others = masks.sum(dim=1, keepdim=True) - masks  # B, K, H, W
+    return torch.cat([own, others.reshape_as(own)], dim=1)

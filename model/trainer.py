@@ -27,9 +27,8 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
 from tqdm import tqdm
 
-from model.checkpoint import load_weights, save_weights
+from model.checkpoint import NetworkSpec, load_weights, save_weights
 from model.losses import BootstrapSchedule, stcn_loss
-from model.network import STCN
 from util.config import TrainConfig
 from util.fileio import atomic_path
 from util.image import IMAGENET_MEAN, IMAGENET_STD
@@ -125,8 +124,8 @@ class Trainer:
         self.rank = rank
         self.world_size = world_size
         torch.manual_seed(config.seed + rank)
-        network = STCN(single_object=config.single_object, pretrained=config.pretrained,
-                       similarity=config.similarity, backbone=config.backbone)
+        spec = NetworkSpec(config.arch, config.similarity, config.backbone, config.cbam)
+        network = spec.build(single_object=config.single_object, pretrained=config.pretrained)
         if config.load_network:
             load_weights(network, config.load_network, for_training=True)
         self.network = network.to(device)
@@ -231,7 +230,8 @@ class Trainer:
         with atomic_path(run.checkpoint) as tmp:
             torch.save(state, tmp)
         if network_too:
-            save_weights(self.network, run.network(self.iteration))
+            card = {"iteration": self.iteration, "run_name": run.name, "train_config": self.config.to_json()}
+            save_weights(self.network, run.network(self.iteration), card)
 
     def load(self, path: Path) -> str:
         """Continue from a full checkpoint; returns its run name."""

@@ -1,11 +1,15 @@
-"""Inference speed and memory of the propagation core against video length and object count.
+"""Inference speed and memory of the propagation core against video length, object count and
+architecture (STCN against its STM baseline: the re-timing of supplementary section D).
 
 Each object count runs in its own process on a synthetic video streamed frame by frame, as long as
 the longest length asked for; a shorter video is its prefix, so its row is read off at that frame
-(the peak memory is the process's running maximum at that point). Prints a table: frames/s, time per
-frame at frame 20 and at the end, peak memory (RSS; CUDA max-allocated on a GPU), memory bank size,
-and achieved GFLOP/s of a whole frame against the fp32 matmul rate measured in the same process.
-Example: python scripts/benchmark_inference.py --lengths 50 100 200 --objects 1 3
+(the peak memory is the process's running maximum at that point). With several `--arch`, the
+networks process the same frames in the same process, interleaved frame by frame, so that a load on
+the machine hits both alike; the ratio of their FPS is printed after the table. Prints: frames/s,
+time per frame at frame 20 and at the end, peak memory (RSS, of the process, so of all architectures
+of that object count; CUDA max-allocated on a GPU), memory bank size (per architecture), and achieved
+GFLOP/s of a whole frame against the fp32 matmul rate measured in the same process.
+Example: python scripts/benchmark_inference.py --lengths 50 100 200 --objects 1 3 --arch stcn stm
 """
 import argparse
 import json
@@ -23,8 +27,8 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from dataset.synthetic import generate_video  # noqa: E402
 from inference.core import InferenceCore, MemorySchedule  # noqa: E402
+from model.checkpoint import ARCHS, NetworkSpec  # noqa: E402
 from model.fold import fold_batchnorm  # noqa: E402
-from model.network import STCN  # noqa: E402
 from util.distributed import peak_memory_bytes, pick_device, synchronise  # noqa: E402
 from util.image import normalise  # noqa: E402
 
@@ -58,46 +62,85 @@ def bank_bytes(core: InferenceCore) -> int:
     return keys.numel() * keys.element_size() + values.numel() * values.element_size()
 
 
-def run_one(args: argparse.Namespace) -> list[dict]:
-    """Segment one synthetic video of max(lengths) frames; one row per length, read off at that frame."""
-    device = pick_device(args.device)
+def build_network(arch: str, similarity: str, device: torch.device, channels_last: bool):
+    """Random weights (seeded) of the given architecture, folded for inference as the runner does."""
     torch.manual_seed(0)
-    network = fold_batchnorm(STCN().eval()).to(device)
-    if args.channels_last:
-        network = network.to(memory_format=torch.channels_last)
-    core = InferenceCore(network, MemorySchedule(args.mem_every, args.include_last, args.top))
+    network = fold_batchnorm(NetworkSpec(arch, similarity or ARCHS[arch].default_similarity).build().eval())
+    network = network.to(device)
+    return network.to(memory_format=torch.channels_last) if channels_last else network
+
+
+class _Timed:
+    """One architecture's core and its per-frame times over the streamed video."""
+
+    def __init__(self, arch: str, core: InferenceCore) -> None:
+        self.arch, self.core = arch, core
+        self.times: list[float] = []
+        self.flops, self.at_20 = 0.0, None
+
+
+def run_one(args: argparse.Namespace) -> list[dict]:
+    """Segment one synthetic video of max(lengths) frames with every architecture, interleaved frame by
+    frame; one row per architecture and length, read off at that frame."""
+    device = pick_device(args.device)
+    schedule = MemorySchedule(args.mem_every, args.include_last, args.top)
+    runs = [_Timed(arch, InferenceCore(build_network(arch, args.similarity, device, args.channels_last), schedule))
+            for arch in args.arch]
     rate = matmul_gflops(device)
     length = max(args.lengths)
-    times, flops, rows = [], 0.0, []
-    at_20 = None
+    rows = []
     for t, (frame, mask) in enumerate(streamed_frames(length, args.objects, tuple(args.size))):
         image = normalise(frame).to(device)
-        counter = FlopCounterMode(display=False) if t == 20 else None
-        synchronise(device)
-        start = time.perf_counter()
-        with counter if counter is not None else nullcontext():
-            core.step(image, mask, is_last=t == length - 1)
-        synchronise(device)
-        times.append(time.perf_counter() - start)
-        if counter is not None:
-            flops = counter.get_total_flops()
-        if t == 21 + WINDOW:
-            at_20 = float(np.mean(times[21:21 + WINDOW]))  # frame 20 itself ran under the FLOP counter
+        for run in runs if t % 2 == 0 else runs[::-1]:  # alternate who goes first
+            counter = FlopCounterMode(display=False) if t == 20 else None
+            synchronise(device)
+            start = time.perf_counter()
+            with counter if counter is not None else nullcontext():
+                run.core.step(image, mask, is_last=t == length - 1)
+            synchronise(device)
+            run.times.append(time.perf_counter() - start)
+            if counter is not None:
+                run.flops = counter.get_total_flops()
+            if t == 21 + WINDOW:
+                run.at_20 = float(np.mean(run.times[21:21 + WINDOW]))  # frame 20 ran under the FLOP counter
         if t + 1 in args.lengths:
-            at_end = float(np.mean(times[-WINDOW:]))
-            rows.append({
-                "objects": args.objects, "length": t + 1, "fps": t / sum(times[1:]),
-                "s_at_20": at_20, "s_at_end": at_end, "peak_mb": peak_memory_bytes(device) / 2**20,
-                "bank_mb": bank_bytes(core) / 2**20, "frame_gflop": flops / 1e9,
-                "achieved_gflops": flops / 1e9 / at_20, "matmul_gflops": rate,
-            })
+            for run in runs:
+                rows.append({
+                    "arch": run.arch, "objects": args.objects, "length": t + 1, "fps": t / sum(run.times[1:]),
+                    "s_at_20": run.at_20, "s_at_end": float(np.mean(run.times[-WINDOW:])),
+                    "peak_mb": peak_memory_bytes(device) / 2**20, "bank_mb": bank_bytes(run.core) / 2**20,
+                    "frame_gflop": run.flops / 1e9, "achieved_gflops": run.flops / 1e9 / run.at_20,
+                    "matmul_gflops": rate,
+                })
     return rows
+
+
+PAPER_FPS = {"stcn": 20.2, "stm": 10.2}  # multi-object FPS on the authors' GPU (supplementary D)
+
+
+def print_ratios(rows: list[dict]) -> None:
+    """FPS of the first architecture over each other, per object count and length, beside the paper's."""
+    archs = list(dict.fromkeys(row["arch"] for row in rows))
+    fps = {(row["arch"], row["objects"], row["length"]): row["fps"] for row in rows}
+    for other in archs[1:]:
+        paper = ""
+        if {archs[0], other} <= set(PAPER_FPS):
+            paper = f" (paper: {PAPER_FPS[archs[0]]}/{PAPER_FPS[other]} = {PAPER_FPS[archs[0]] / PAPER_FPS[other]:.2f})"
+        print(f"\nFPS {archs[0].upper()} / {other.upper()}, same frames, interleaved{paper}")
+        print(f"{'objects':>7} {'frames':>6} {'ratio':>6}")
+        for (arch, objects, length), value in fps.items():
+            if arch == archs[0]:
+                print(f"{objects:>7} {length:>6} {value / fps[(other, objects, length)]:>6.2f}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", type=int, nargs="+", default=[50, 100, 200])
     parser.add_argument("--objects", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--arch", nargs="+", choices=tuple(ARCHS), default=["stcn"],
+                        help="architectures, timed side by side (e.g. --arch stcn stm for supplementary D)")
+    parser.add_argument("--similarity", choices=("l2", "dot"), default=None,
+                        help="for every architecture (default: each one's own: l2 for STCN, dot for STM)")
     parser.add_argument("--size", type=int, nargs=2, default=[480, 854], metavar=("H", "W"))
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--mem_every", type=int, default=5)
@@ -114,19 +157,25 @@ def main() -> int:
         print(json.dumps(run_one(args)))
         return 0
     rows = []
-    print(f"{'objects':>7} {'frames':>6} {'FPS':>6} {'s/frame@20':>10} {'s/frame@end':>11} {'end/20':>6} "
+    if len(set(args.arch)) != len(args.arch):
+        parser.error("--arch lists an architecture twice")
+    print(f"{'arch':>5} {'objects':>7} {'frames':>6} {'FPS':>6} {'s/frame@20':>10} {'s/frame@end':>11} {'end/20':>6} "
           f"{'peak MB':>8} {'bank MB':>8} {'GFLOP/frame':>11} {'GFLOP/s':>8} {'matmul GFLOP/s':>14} {'ratio':>6}")
     for objects in args.objects:
         child = [sys.executable, __file__, "--child", "--lengths", *map(str, args.lengths), "--objects",
                  str(objects), "--size", *map(str, args.size), "--top", str(args.top), "--mem_every",
-                 str(args.mem_every), "--device", args.device] + (["--include_last"] if args.include_last else []) \
-            + (["--channels_last"] if args.channels_last else [])
+                 str(args.mem_every), "--device", args.device, "--arch", *args.arch] \
+            + (["--include_last"] if args.include_last else []) \
+            + (["--channels_last"] if args.channels_last else []) \
+            + (["--similarity", args.similarity] if args.similarity else [])
         for row in json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout):
             rows.append(row)
-            print(f"{objects:>7} {row['length']:>6} {row['fps']:>6.2f} {row['s_at_20']:>10.3f} "
+            print(f"{row['arch']:>5} {objects:>7} {row['length']:>6} {row['fps']:>6.2f} {row['s_at_20']:>10.3f} "
                   f"{row['s_at_end']:>11.3f} {row['s_at_end'] / row['s_at_20']:>6.2f} {row['peak_mb']:>8.0f} "
                   f"{row['bank_mb']:>8.1f} {row['frame_gflop']:>11.1f} {row['achieved_gflops']:>8.1f} "
                   f"{row['matmul_gflops']:>14.1f} {row['achieved_gflops'] / row['matmul_gflops']:>6.2f}", flush=True)
+    if len(args.arch) > 1:
+        print_ratios(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

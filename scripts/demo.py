@@ -39,6 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dataset.synthetic import generate_video, sample_rng  # noqa: E402
+from inference.core import MemorySchedule  # noqa: E402
+from model.checkpoint import card_path  # noqa: E402
 from util.fileio import atomic_path  # noqa: E402
 from util.palette import DAVIS_PALETTE, read_indexed_png, write_indexed_png  # noqa: E402
 from util.reference import DEFAULT_REFERENCE, deterministic_stcn, segment_reference_clip  # noqa: E402
@@ -96,17 +98,17 @@ def write_validation_set(root: Path, videos: int, frames: int, size: tuple[int, 
 
 # ---- [3] training ---------------------------------------------------------------------------------------
 def train_arguments(args: argparse.Namespace, stage: int, iterations: int, save_dir: Path,
-                    save_every: int, load: Optional[Path] = None) -> list[str]:
+                    save_every: int, load: Optional[Path] = None, seed: int = SEED, run_id: str = "") -> list[str]:
     """train.py's command line for one stage of the demo recipe."""
     height, width = args.size
     command = [
-        "--stage", str(stage), "--id", f"demo_s{stage}", "--synthetic", str(height), str(width), str(args.train_frames),
+        "--stage", str(stage), "--id", run_id or f"demo_s{stage}", "--synthetic", str(height), str(width), str(args.train_frames),
         "--no_pretrained", "-i", str(iterations), "--steps", str(max(1, round(0.8 * iterations))),
         "-b", str(args.batch), "--crop_size", str(args.crop), "--lr", str(args.lr), "--warmup", str(args.warmup),
         "--clip_grad", str(args.clip_grad), "--bootstrap_start", str(args.bootstrap_start),
         "--bootstrap_end", str(max(args.bootstrap_end, args.bootstrap_start + 1)), "--num_workers", str(args.num_workers),
         "--save_dir", str(save_dir), "--save_every", str(save_every), "--log_every", "10",
-        "--log_image_every", "100", "--seed", str(SEED), "--device", "cpu",
+        "--log_image_every", "100", "--seed", str(seed), "--device", "cpu",
     ]
     if args.pool:
         command += ["--synthetic_pool", str(args.pool)]
@@ -226,18 +228,18 @@ def run_eval_davis(weights: Path, data: Path, output: Path, args: argparse.Names
     return {"jf": numbers["J&F-Mean"], "j": numbers["J-Mean"], "f": numbers["F-Mean"], "fps": timing["fps"]}
 
 
-def evaluate_in_process(weights: Path, data: Path, output: Path, args: argparse.Namespace) -> float:
-    """J&F of some weights on the validation set, without starting a process (for the learning curve)."""
-    from inference.core import MemorySchedule
+def evaluate_in_process(weights: Path, data: Path, output: Path, schedule) -> dict:
+    """J&F, J and F of some weights (their recorded similarity) on the validation set with a memory
+    schedule, without starting a process (for the learning curve and the ablation table)."""
     from inference.runner import RunOptions, load_network, run_videos
     from inference.sources import davis_videos
     from util.metrics import evaluate_davis
 
     network = load_network(weights, torch.device("cpu"))
     videos = davis_videos(data, "val", 2017, "480p")
-    schedule = MemorySchedule(mem_every=args.mem_every, top_k=args.top)
     run_videos(network, videos, schedule, output, RunOptions())
-    return evaluate_davis(data, output, "val", 2017, progress=False)["J&F-Mean"]
+    numbers = evaluate_davis(data, output, "val", 2017, progress=False)
+    return {"jf": numbers["J&F-Mean"], "j": numbers["J-Mean"], "f": numbers["F-Mean"]}
 
 
 def copy_first_mask(data: Path, output: Path) -> dict:
@@ -255,12 +257,12 @@ def copy_first_mask(data: Path, output: Path) -> dict:
     return {"jf": numbers["J&F-Mean"], "j": numbers["J-Mean"], "f": numbers["F-Mean"]}
 
 
-def untrained_weights(path: Path) -> Path:
+def untrained_weights(path: Path, seed: int = SEED) -> Path:
     """The network training starts from (train.py seeds torch with its seed, then builds STCN)."""
     from model.checkpoint import save_weights
     from model.network import STCN
 
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     save_weights(STCN(single_object=False, pretrained=False), path)
     return path
 
@@ -352,6 +354,25 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "demo_output", help="the demo folder (replaced)")
     parser.add_argument("--minutes", type=float, default=float(os.environ.get("DEMO_MINUTES", DEFAULT_MINUTES)),
                         help="training budget in minutes (default: $DEMO_MINUTES or %(default)s)")
+    parser.add_argument("--seed", type=int, default=SEED,
+                        help="train.py's seed: the network's initialisation and training samples (the validation "
+                             "videos stay the same); repeat with other seeds to see the spread")
+    add_recipe_args(parser)
+    recipe = parser.add_argument_group("learning curve")
+    recipe.add_argument("--curve_points", type=int, default=5,
+                        help="snapshots evaluated for the learning curve (at most %d)" % MAX_CURVE_POINTS)
+    evaluation = parser.add_argument_group("evaluation (eval_davis.py flags)")
+    evaluation.add_argument("--mem_every", type=int, default=5)
+    evaluation.add_argument("--top", type=int, default=20)
+    args = parser.parse_args(argv)
+    if args.minutes <= 0:
+        parser.error("the training budget (--minutes / DEMO_MINUTES) must be positive")
+    return args
+
+
+def add_recipe_args(parser: argparse.ArgumentParser, iterations_flag: bool = True) -> None:
+    """The synthetic data and the training recipe: the demo's, shared with scripts/ablation_table.py
+    (which has its own --iterations)."""
     data = parser.add_argument_group("synthetic data")
     data.add_argument("--size", type=int, nargs=2, default=(96, 160), metavar=("H", "W"), help="frame size")
     data.add_argument("--val_videos", type=int, default=16)
@@ -359,9 +380,10 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     data.add_argument("--train_frames", type=int, default=20, help="length of the generated training videos")
     data.add_argument("--objects", type=int, default=3, help="most objects per validation video")
     recipe = parser.add_argument_group("training recipe (train.py flags)")
-    recipe.add_argument("--iterations", type=int, default=0,
-                        help="train exactly this many iterations, still stopped at the budget (default: as many as "
-                             "fit in the budget, from a timed probe)")
+    if iterations_flag:
+        recipe.add_argument("--iterations", type=int, default=0,
+                            help="train exactly this many iterations, still stopped at the budget (default: as many "
+                                 "as fit in the budget, from a timed probe)")
     recipe.add_argument("--batch", type=int, default=4)
     recipe.add_argument("--crop", type=int, default=384,
                         help="train.py --crop_size: a square crop of the generated frames, or whole frames "
@@ -377,15 +399,6 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                         help="train on a fixed set of this many synthetic videos (default 0: a new one per sample)")
     recipe.add_argument("--cpu_amp", action="store_true", help="bf16 autocast")
     recipe.add_argument("--num_workers", type=int, default=1)
-    recipe.add_argument("--curve_points", type=int, default=5,
-                        help="snapshots evaluated for the learning curve (at most %d)" % MAX_CURVE_POINTS)
-    evaluation = parser.add_argument_group("evaluation (eval_davis.py flags)")
-    evaluation.add_argument("--mem_every", type=int, default=5)
-    evaluation.add_argument("--top", type=int, default=20)
-    args = parser.parse_args(argv)
-    if args.minutes <= 0:
-        parser.error("the training budget (--minutes / DEMO_MINUTES) must be positive")
-    return args
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -412,20 +425,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.iterations:
         iterations = args.iterations
     else:
-        per_iteration = seconds_per_iteration(train_arguments(args, 3, 1000, save_dir, 1000))
+        per_iteration = seconds_per_iteration(train_arguments(args, 3, 1000, save_dir, 1000, seed=args.seed))
         iterations = max(1, int(args.minutes * 60 / per_iteration))
         print(f"    {per_iteration:.2f} s per iteration here -> {iterations} iterations", flush=True)
     points = min(MAX_CURVE_POINTS, max(1, args.curve_points))
     save_every = max(1, -(-iterations // points))
     print(f"    {iterations} iterations, a snapshot every {save_every}", flush=True)
-    arguments = train_arguments(args, 3, iterations, save_dir, save_every)
+    arguments = train_arguments(args, 3, iterations, save_dir, save_every, seed=args.seed)
     print("    python train.py " + " ".join(arguments), flush=True)
     train_started = time.time()
     weights, done, train_minutes = run_train(arguments, save_dir, args.minutes * 60 * 1.15 + 60)
 
     print("\n[4] Evaluation on the validation set with eval_davis.py", flush=True)
     trained = run_eval_davis(weights, data, out / "masks", args, zip_too=True)
-    untrained = run_eval_davis(untrained_weights(out / "untrained.pth"), data, out / "untrained", args, zip_too=False)
+    untrained = run_eval_davis(untrained_weights(out / "untrained.pth", args.seed), data, out / "untrained", args, zip_too=False)
     copy_first = copy_first_mask(data, out / "copy_first")
     print(f"\n    {'':12s} {'J&F':>6s} {'J':>6s} {'F':>6s}")
     for name, numbers in (("trained", trained), ("untrained", untrained), ("copy-first", copy_first)):
@@ -439,7 +452,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     curve = []
     for iteration, path in tqdm(snapshots(run), desc="learning curve", unit="snapshot"):
         minutes = (path.stat().st_mtime - train_started) / 60
-        value = trained["jf"] if path == weights else evaluate_in_process(path, data, out / "curve" / str(iteration), args)
+        value = trained["jf"] if path == weights else evaluate_in_process(
+            path, data, out / "curve" / str(iteration), MemorySchedule(mem_every=args.mem_every, top_k=args.top))["jf"]
         curve.append({"iteration": iteration, "minutes": minutes, "jf": value})
     if weights.name.endswith("_checkpoint.pth"):
         curve.append({"iteration": done, "minutes": train_minutes, "jf": trained["jf"]})
@@ -447,8 +461,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                {"copy-first": copy_first["jf"], "untrained": untrained["jf"]}, out / "learning_curve.png")
     shutil.rmtree(out / "curve", ignore_errors=True)
     for iteration, path in snapshots(run):
-        if path != weights:
-            path.unlink()  # keep the final weights only (and the full checkpoint, to --resume)
+        if path != weights:  # keep the final weights only (and the full checkpoint, to --resume)
+            path.unlink()
+            card_path(path).unlink(missing_ok=True)
 
     summary = {
         "jf_trained": trained["jf"], "jf_untrained": untrained["jf"], "jf_copy_first": copy_first["jf"],

@@ -187,7 +187,7 @@ def test_wrong_dataset_root(weights, tmp_path):
 def test_checkpoint_of_another_layout(davis_root, tmp_path):
     bad = tmp_path / "resnet.pth"
     torch.save({"conv1.weight": torch.zeros(1)}, bad)
-    _expect_failure(bad, davis_root, tmp_path, f"{bad}: not an STCN checkpoint of this layout")
+    _expect_failure(bad, davis_root, tmp_path, f"{bad}: not a checkpoint of this network")
 
 
 def test_amp_runs_in_bfloat16_on_the_cpu(reference_dir, weights, tmp_path):

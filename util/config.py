@@ -8,7 +8,7 @@ from typing import Callable, Optional
 from inference.core import MemorySchedule
 from inference.runner import RunOptions
 from model.backbones import BACKBONES, PretrainedWeightsError
-from model.checkpoint import CheckpointError
+from model.checkpoint import ARCHS, CheckpointError
 from model.memory import SIMILARITIES
 from util.distributed import pick_device
 from util.fileio import InputError
@@ -23,7 +23,9 @@ def add_inference_args(parser: argparse.ArgumentParser, default_size: Optional[i
     parser.add_argument("--include_last", action="store_true", help="keep the previous frame as temporary memory")
     parser.add_argument("--max_mem_frames", type=int, default=None,
                         help="cap memory frames per object group (first frame kept); default unlimited")
-    parser.add_argument("--similarity", choices=SIMILARITIES, default="l2", help="memory similarity (Table 1)")
+    parser.add_argument("--similarity", choices=SIMILARITIES, default=None,
+                        help="memory similarity (Table 1); default: the one the weights were trained with "
+                             "(their card <weights>.json), else the architecture's (l2 for STCN, dot for STM)")
     parser.add_argument("--kmn_sigma", type=float, default=None,
                         help="kernelized memory reading (KMN) with this Gaussian std at stride 16; the paper "
                              "uses it for 600p (KMN's own value: 7)")
@@ -44,7 +46,7 @@ class EvalConfig:
     output: Path
     schedule: MemorySchedule
     options: RunOptions
-    similarity: str = "l2"
+    similarity: Optional[str] = None  # None: as recorded with the weights
     save_scores: bool = False
 
     @classmethod
@@ -105,7 +107,14 @@ def training_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap_start", type=int, default=20_000, help="plain CE before this iteration")
     parser.add_argument("--bootstrap_end", type=int, default=70_000, help="top-p reaches its final value here")
     parser.add_argument("--bootstrap_top_p", type=float, default=0.15)
-    parser.add_argument("--similarity", choices=SIMILARITIES, default="l2")
+    parser.add_argument("--arch", choices=tuple(ARCHS), default=None,
+                        help="stcn (the paper, default) or stm (the Table 1 baseline); weights given by "
+                             "--load_network/--resume decide it and must not contradict it")
+    parser.add_argument("--similarity", choices=SIMILARITIES, default=None,
+                        help="memory similarity (Table 1); default: l2 for STCN, dot for STM, or what the "
+                             "--load_network weights were trained with")
+    parser.add_argument("--no_cbam", action="store_true",
+                        help="fuse value and key features without CBAM (the authors' ablation; STCN only)")
     parser.add_argument("--backbone", choices=BACKBONES, default="resnet50",
                         help="key encoder (supplementary E); weights given by --load_network/--resume decide it")
     parser.add_argument("--load_network", type=Path, help="initial weights (stage-0 weights are widened)")
@@ -159,7 +168,9 @@ class TrainConfig:
     bootstrap_start: int
     bootstrap_end: int
     bootstrap_top_p: float
+    arch: str
     similarity: str
+    cbam: bool
     backbone: str
     load_network: Optional[Path]
     resume: Optional[Path]
@@ -194,6 +205,9 @@ class TrainConfig:
             raise InputError("--synthetic_pool needs --synthetic")
         if pool < 0:
             raise InputError(f"--synthetic_pool must be at least 0, got {pool}")
+        arch = getattr(args, "arch", None) or "stcn"
+        if getattr(args, "no_cbam", False) and arch != "stcn":
+            raise InputError("--no_cbam is an STCN ablation (STM has no fusion block)")
         log_every, log_image_every = (1, 10) if args.debug else (args.log_every, args.log_image_every)
         return cls(
             stage=args.stage, run_id=args.id,
@@ -203,7 +217,9 @@ class TrainConfig:
             single_object=stage.single_object, data=stage.data,
             lr=args.lr, gamma=args.gamma, weight_decay=args.weight_decay, warmup=args.warmup,
             clip_grad=args.clip_grad, bootstrap_start=args.bootstrap_start, bootstrap_end=args.bootstrap_end,
-            bootstrap_top_p=args.bootstrap_top_p, similarity=args.similarity, backbone=args.backbone,
+            bootstrap_top_p=args.bootstrap_top_p, arch=arch,
+            similarity=args.similarity or ARCHS[arch].default_similarity,
+            cbam=not getattr(args, "no_cbam", False), backbone=args.backbone,
             load_network=args.load_network, resume=args.resume or args.load_model,
             static_root=args.static_root, bl_root=args.bl_root, yv_root=args.yv_root, davis_root=args.davis_root,
             crop_size=args.crop_size, num_workers=args.num_workers, save_dir=args.save_dir,

@@ -1,4 +1,6 @@
 """Loading released and own weights: wrappers, DDP prefixes, stage-0 widening, clear failures."""
+import json
+
 import pytest
 import torch
 
@@ -27,7 +29,8 @@ def test_raw_state_dict_file_round_trips(tmp_path, multi_state):
     load_weights(net, path)
     assert _equal(net, multi_state)
     save_weights(net, tmp_path / "again.pth")
-    assert list(tmp_path.iterdir()) == [path, tmp_path / "again.pth"] or len(list(tmp_path.iterdir())) == 2
+    # the weights in the released layout, their card beside them, no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.pth", "again.pth.json", "stcn.pth"]
     assert torch.load(tmp_path / "again.pth").keys() == multi_state.keys()
 
 
@@ -84,3 +87,37 @@ def test_wrong_shape_and_unreadable_files_fail_clearly(tmp_path, multi_state):
         load_weights(STCN(), garbage)
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
         load_weights(STCN(), tmp_path / "absent.pth")
+
+
+def test_the_card_records_what_the_weights_do_not_show(tmp_path, multi_state):
+    from model.checkpoint import card_path, read_checkpoint, resolve_spec
+    from model.stm import STM
+
+    net = STCN(similarity="dot", cbam=False)
+    path = tmp_path / "dot.pth"
+    save_weights(net, path, {"iteration": 5})
+    card = json.loads(card_path(path).read_text())
+    assert card["similarity"] == "dot" and card["arch"] == "stcn" and card["cbam"] is False and card["iteration"] == 5
+    data = read_checkpoint(path)
+    assert resolve_spec(path, data).similarity == "dot"  # no flag: as trained
+    assert resolve_spec(path, data, "dot").similarity == "dot"
+    with pytest.raises(CheckpointError, match=r"trained with --similarity dot .*--similarity l2 contradicts it"):
+        resolve_spec(path, data, "l2")
+    spec = resolve_spec(path, data)
+    assert (spec.arch, spec.cbam) == ("stcn", False)  # from the weights themselves
+    # the released layout (no card): the architecture's own similarity, or the flag
+    released = tmp_path / "stcn.pth"
+    torch.save(multi_state, released)
+    assert resolve_spec(released, read_checkpoint(released)).similarity == "l2"
+    assert resolve_spec(released, read_checkpoint(released), "dot").similarity == "dot"
+    stm = tmp_path / "stm.pth"
+    torch.save(STM().state_dict(), stm)
+    assert resolve_spec(stm, read_checkpoint(stm)).similarity == "dot"
+    # a full training checkpoint records its config
+    full = tmp_path / "run_checkpoint.pth"
+    torch.save({"network": multi_state, "optimizer": {}, "config": {"similarity": "dot"}}, full)
+    assert resolve_spec(full, read_checkpoint(full)).similarity == "dot"
+    # a broken card is named
+    card_path(released).write_text("{not json")
+    with pytest.raises(CheckpointError, match="stcn.pth.json: unreadable network card"):
+        resolve_spec(released, read_checkpoint(released))
