@@ -26,8 +26,8 @@ class MemoryBank:
         self._next_eviction = 1
 
     def add(self, key: torch.Tensor, value: torch.Tensor, temporary: bool = False) -> None:
-        """Add a frame: key (1, Ck, h, w) or (1, K, Ck, h, w), value (1, K, Cv, h, w). Any temporary entry is dropped first;
-        a temporary entry stays only until the next addition."""
+        """Add a frame: key (1, Ck, h, w) or (1, K, Ck, h, w), value (1, K, Cv, h, w). Any temporary entry
+        is dropped first; a temporary entry stays only until the next addition."""
         self.has_temporary = False
         if temporary:
             slot = self.num_frames

@@ -33,18 +33,6 @@ def imagenet_state_dict(weights: WeightsEnum) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def load_widened_imagenet(trunk: nn.Module, weights: WeightsEnum) -> None:
-    """Copy torchvision's ImageNet weights into a ResNet trunk whose conv1 also sees mask channels;
-    the extra input channels start orthogonal, layers the trunk does not have are skipped."""
-    source = imagenet_state_dict(weights)
-    conv1 = source["conv1.weight"]
-    extra = torch.empty(conv1.shape[0], trunk.conv1.in_channels - conv1.shape[1], *conv1.shape[2:])
-    nn.init.orthogonal_(extra)
-    source["conv1.weight"] = torch.cat([conv1, extra], dim=1)
-    own = trunk.state_dict()
-    trunk.load_state_dict({k: v for k, v in source.items() if k in own}, strict=False)
-
-
 # Key encoder variants (supplementary E): the paper's ResNet-50 (the released layout), WideResNet-50-2,
 # and WideResNet-50-2 with a DeepLabv3 ASPP block on the stride-16 feature.
 BACKBONES = ("resnet50", "wide_resnet50", "wide_resnet50_aspp")
@@ -142,7 +130,13 @@ class ValueEncoder(nn.Module):
 
     def load_imagenet(self) -> None:
         """Copy torchvision's ResNet-18 weights; the extra mask input channels start orthogonal."""
-        load_widened_imagenet(self, ResNet18_Weights.IMAGENET1K_V1)
+        source = imagenet_state_dict(ResNet18_Weights.IMAGENET1K_V1)
+        conv1 = source["conv1.weight"]
+        extra = torch.empty(conv1.shape[0], self.conv1.in_channels - conv1.shape[1], *conv1.shape[2:])
+        nn.init.orthogonal_(extra)
+        source["conv1.weight"] = torch.cat([conv1, extra], dim=1)
+        own = self.state_dict()
+        self.load_state_dict({k: v for k, v in source.items() if k in own}, strict=False)
 
     def forward(self, frame: torch.Tensor, masks: torch.Tensor, key_f16: torch.Tensor,
                 frame_terms: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:

@@ -11,36 +11,36 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-from torchvision.models import ResNet50_Weights, resnet50
 
-from model.backbones import KeyEncoder, load_widened_imagenet
+from model.backbones import KeyEncoder
 from model.modules import KeyProjection
 from model.network import Decoder, KeyFeatures, MemoryNetwork, mask_channels
 
 
 class MemoryEncoder(nn.Module):
-    """ResNet-50 stem and layer1-3 over [RGB, mask(s)], then a key and a value head at stride 16."""
+    """A ResNet-50 trunk over [RGB, mask(s)], then a key and a value head at stride 16.
+
+    The trunk is the query encoder's (`KeyEncoder`) with a first convolution that also sees the mask
+    channels; with ImageNet weights its RGB part keeps them and the mask part starts orthogonal.
+    """
 
     def __init__(self, mask_channels_: int = 2, pretrained: bool = False, key_dim: int = 128,
                  value_dim: int = 512) -> None:
         super().__init__()
-        resnet = resnet50(weights=None)
-        self.conv1 = nn.Conv2d(3 + mask_channels_, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = resnet.bn1
-        self.relu = resnet.relu
-        self.maxpool = resnet.maxpool
-        self.layer1 = resnet.layer1
-        self.layer2 = resnet.layer2
-        self.layer3 = resnet.layer3
+        self.trunk = KeyEncoder(pretrained, "resnet50")
+        rgb = self.trunk.conv1
+        self.trunk.conv1 = nn.Conv2d(3 + mask_channels_, 64, kernel_size=7, stride=2, padding=3, bias=False)
         if pretrained:
-            load_widened_imagenet(self, ResNet50_Weights.IMAGENET1K_V1)
+            extra = torch.empty(64, mask_channels_, 7, 7)
+            nn.init.orthogonal_(extra)
+            with torch.no_grad():
+                self.trunk.conv1.weight.copy_(torch.cat([rgb.weight, extra], dim=1))
         self.key_proj = KeyProjection(1024, key_dim)
         self.value_proj = nn.Conv2d(1024, value_dim, kernel_size=3, padding=1)
 
     def forward(self, frame: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """frame (N, 3, H, W), masks (N, mask_channels, H, W) -> key (N, Ck, h, w), value (N, Cv, h, w)."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(torch.cat([frame, masks], dim=1)))))
-        f16 = self.layer3(self.layer2(self.layer1(x)))
+        f16 = self.trunk(torch.cat([frame, masks], dim=1))[0]
         return self.key_proj(f16), self.value_proj(f16)
 
 
@@ -54,7 +54,7 @@ class STM(MemoryNetwork):
     keys_per_object = True
     memory_uses_key_features = False
     default_similarity = "dot"
-    widened_key = "memory_encoder.conv1.weight"
+    widened_key = "memory_encoder.trunk.conv1.weight"
 
     def __init__(self, single_object: bool = False, pretrained: bool = False, key_dim: int = 128,
                  value_dim: int = 512, similarity: str = "dot", backbone: str = "resnet50") -> None:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # project, demo.py
 
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402

@@ -60,3 +60,18 @@ def youtube_root(tmp_path_factory):
     write_layout("youtube", root, SyntheticSpec(videos=2, frames=12, size=(64, 112), max_objects=3, seed=2,
                                                 progress=False))
     return root
+
+
+@pytest.fixture(scope="session")
+def data_roots(tmp_path_factory):
+    """Training data of every stage: DAVIS 2017, YouTubeVOS (train_480p; YT_full/valid for evaluation),
+    static images and BL30K."""
+    root = tmp_path_factory.mktemp("train_data")
+    spec = dict(size=(80, 112), max_objects=3, progress=False)
+    write_layout("davis", root / "DAVIS" / "2017" / "trainval", SyntheticSpec(videos=4, frames=10, seed=3, **spec))
+    write_layout("youtube", root / "YT_full", SyntheticSpec(videos=3, frames=20, seed=4, **spec))
+    (root / "YouTube").mkdir()
+    (root / "YT_full" / "train").rename(root / "YouTube" / "train_480p")
+    write_layout("static", root / "static", SyntheticSpec(videos=3, frames=1, seed=5, **spec))
+    write_layout("bl30k", root / "BL30K", SyntheticSpec(videos=2, frames=6, seed=10, **spec))
+    return root

@@ -8,23 +8,10 @@ import threading
 import pytest
 import torch
 
-from dataset.synthetic_layouts import SyntheticSpec, write_layout
 from eval_helpers import ROOT, run_script
 from model.trainer import Trainer, TrainingError, lr_factor
 from util.config import STAGES, TrainConfig, training_parser
 from util.fileio import InputError
-
-
-@pytest.fixture(scope="session")
-def data_roots(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train_data")
-    spec = dict(size=(80, 112), max_objects=3, progress=False)
-    write_layout("davis", root / "DAVIS" / "2017" / "trainval", SyntheticSpec(videos=4, frames=10, seed=3, **spec))
-    write_layout("youtube", root / "YT_full", SyntheticSpec(videos=3, frames=20, seed=4, **spec))
-    (root / "YouTube").mkdir()
-    (root / "YT_full" / "train").rename(root / "YouTube" / "train_480p")
-    write_layout("static", root / "static", SyntheticSpec(videos=3, frames=1, seed=5, **spec))
-    return root
 
 
 def _video_args(roots, save_dir, *extra):
