@@ -17,7 +17,7 @@ from dataset.sampling import SeededSamples, TrainingSampler
 from dataset.static_dataset import StaticDataset
 from dataset.synthetic_online import SyntheticStaticDataset, SyntheticVideoDataset
 from dataset.vos_dataset import bl30k_train, main_training_set
-from model.checkpoint import ARCHS, network_state_dict, read_card, read_checkpoint, structure_from_state
+from model.checkpoint import read_checkpoint, resolve_spec
 from model.trainer import RunPaths, Trainer, TrainingError, new_run, parameter_checksum, run_training
 from util.config import TrainConfig, run_cli, training_parser
 from util.distributed import cleanup, init_distributed, pick_device, rank_and_world
@@ -47,18 +47,16 @@ def weights_structure(config: TrainConfig, arch_flag: Optional[str], similarity_
     source = config.resume or config.load_network
     if source is None:
         return config
-    data = read_checkpoint(source)
-    found = structure_from_state(network_state_dict(data))
-    if arch_flag and found["arch"] != arch_flag:
-        raise InputError(f"{source}: holds an {found['arch'].upper()} network; --arch {arch_flag} cannot load it "
-                         f"(pass --arch {found['arch']} or no --arch)")
-    if found["backbone"] != config.backbone:
-        print(f"{source} holds a {found['backbone']} key encoder: using it (not --backbone {config.backbone})")
-    if found["cbam"] != config.cbam:
-        print(f"{source} was trained {'with' if found['cbam'] else 'without'} CBAM: keeping that")
-    card = read_card(source, data)
-    similarity = similarity_flag or (card or {}).get("similarity") or ARCHS[found["arch"]].default_similarity
-    return replace(config, arch=found["arch"], backbone=found["backbone"], cbam=found["cbam"], similarity=similarity)
+    found = resolve_spec(source, read_checkpoint(source))  # the similarity as recorded (no flag to contradict)
+    if arch_flag and found.arch != arch_flag:
+        raise InputError(f"{source}: holds an {found.arch.upper()} network; --arch {arch_flag} cannot load it "
+                         f"(pass --arch {found.arch} or no --arch)")
+    if found.backbone != config.backbone:
+        print(f"{source} holds a {found.backbone} key encoder: using it (not --backbone {config.backbone})")
+    if found.cbam != config.cbam:
+        print(f"{source} was trained {'with' if found.cbam else 'without'} CBAM: keeping that")
+    return replace(config, arch=found.arch, backbone=found.backbone, cbam=found.cbam,
+                   similarity=similarity_flag or found.similarity)
 
 
 def main() -> int:

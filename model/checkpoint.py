@@ -20,7 +20,6 @@ from util.fileio import atomic_path
 ARCHS = {"stcn": STCN, "stm": STM}
 # Keys under which a training checkpoint may hold the network (ours, torchvision-style, generic).
 WRAPPER_KEYS = ("network", "model", "state_dict")
-CARD_FIELDS = ("arch", "similarity", "backbone", "cbam")
 
 
 class CheckpointError(RuntimeError):

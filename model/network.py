@@ -253,7 +253,7 @@ class STCN(MemoryNetwork):
         """
         batch, objects = masks.shape[:2]
         value = self.value_encoder(
-            frame.expand(batch * objects, -1, -1, -1) if batch == 1 else frame.repeat_interleave(objects, dim=0),
+            per_object(frame, objects),
             mask_channels(masks, self.single_object),
             None if frame_terms is not None else key_f16.repeat_interleave(objects, dim=0),
             frame_terms,
@@ -268,6 +268,11 @@ class STCN(MemoryNetwork):
         """
         terms = self.value_encoder.frame_terms(key_features.f16) if share_frame_terms else None
         return key_features.key, self.encode_value(frame, key_features.f16, masks, terms)
+
+
+def per_object(frame: torch.Tensor, objects: int) -> torch.Tensor:
+    """The frames (B, 3, H, W) repeated for each of K objects: (B*K, 3, H, W), a view when B is 1."""
+    return frame.expand(objects, -1, -1, -1) if frame.shape[0] == 1 else frame.repeat_interleave(objects, dim=0)
 
 
 def mask_channels(masks: torch.Tensor, single_object: bool) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from model.backbones import KeyEncoder
 from model.modules import KeyProjection
-from model.network import Decoder, KeyFeatures, MemoryNetwork, mask_channels
+from model.network import Decoder, KeyFeatures, MemoryNetwork, mask_channels, per_object
 
 
 class MemoryEncoder(nn.Module):
@@ -73,6 +73,5 @@ class STM(MemoryNetwork):
                       share_frame_terms: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys (B, K, Ck, h, w) and values (B, K, Cv, h, w): one ResNet-50 pass per object."""
         batch, objects = masks.shape[:2]
-        frames = frame.expand(objects, -1, -1, -1) if batch == 1 else frame.repeat_interleave(objects, dim=0)
-        key, value = self.memory_encoder(frames, mask_channels(masks, self.single_object))
+        key, value = self.memory_encoder(per_object(frame, objects), mask_channels(masks, self.single_object))
         return key.view(batch, objects, *key.shape[1:]), value.view(batch, objects, *value.shape[1:])
