@@ -4,6 +4,7 @@ What the weights cannot show (above all the similarity they were trained with) g
 a JSON sidecar `<weights>.json` beside them, so the released layout stays exactly the authors'.
 """
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -174,10 +175,23 @@ def describe(model: nn.Module) -> str:
             + ("" if spec.cbam else ", no CBAM"))
 
 
+def write_checkpoint(state: dict[str, Any], path: Union[str, Path]) -> None:
+    """torch.save to a temporary sibling renamed onto `path`; a failed write (a full disk, most often)
+    leaves nothing behind and raises a CheckpointError that names the file and the free space."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except (OSError, RuntimeError) as error:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        free_gb = shutil.disk_usage(path.parent).free / 2**30
+        raise CheckpointError(f"{path}: could not write the checkpoint ({free_gb:.1f} GiB free on its disk; "
+                              f"{type(error).__name__}: {error})") from None
+
+
 def save_weights(model: nn.Module, path: Union[str, Path], card: Optional[dict[str, Any]] = None) -> None:
     """Write the network alone, in the released layout, and its card `<path>.json`, atomically (never a
     half-written file); `card` adds to what the card records."""
     module = model.module if hasattr(model, "module") else model
-    with atomic_path(path) as tmp:
-        torch.save(module.state_dict(), tmp)
+    write_checkpoint(module.state_dict(), path)
     write_card(module, path, card)

@@ -27,10 +27,9 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
 from tqdm import tqdm
 
-from model.checkpoint import NetworkSpec, load_weights, save_weights
+from model.checkpoint import NetworkSpec, load_weights, save_weights, write_checkpoint
 from model.losses import BootstrapSchedule, stcn_loss
 from util.config import TrainConfig
-from util.fileio import atomic_path
 from util.image import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -227,8 +226,7 @@ class Trainer:
         state = self.checkpoint_state(run)
         if state is None:
             return
-        with atomic_path(run.checkpoint) as tmp:
-            torch.save(state, tmp)
+        write_checkpoint(state, run.checkpoint)
         if network_too:
             card = {"iteration": self.iteration, "run_name": run.name, "train_config": self.config.to_json()}
             save_weights(self.network, run.network(self.iteration), card)

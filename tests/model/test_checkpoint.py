@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from model.checkpoint import CheckpointError, load_weights, save_weights
+from model.checkpoint import CheckpointError, load_weights, save_weights, write_checkpoint
 from model.network import STCN
 
 
@@ -121,3 +121,15 @@ def test_the_card_records_what_the_weights_do_not_show(tmp_path, multi_state):
     card_path(released).write_text("{not json")
     with pytest.raises(CheckpointError, match="stcn.pth.json: unreadable network card"):
         resolve_spec(released, read_checkpoint(released))
+
+
+def test_a_failed_checkpoint_write_names_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    def full_disk(state, path):
+        open(path, "wb").write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 470666368 vs 470666256")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    target = tmp_path / "run" / "run_checkpoint.pth"
+    with pytest.raises(CheckpointError, match=r"run_checkpoint.pth: could not write the checkpoint \(.* GiB free"):
+        write_checkpoint({"iteration": 3}, target)
+    assert list((tmp_path / "run").iterdir()) == []  # neither the file nor its temporary sibling
