@@ -6,9 +6,10 @@ PIP := $(VENV)/bin/pip
 
 .PHONY: install test demo clean
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1 -r requirements.txt
+	$(PIP) install --quiet --no-deps --no-build-isolation --editable .
 	touch $@
 
 install: $(VENV)/.installed

@@ -8,23 +8,15 @@ J&F tables (ground truth needed). Example:
 import argparse
 from pathlib import Path
 
-from inference.evaluate import run_evaluation
-from inference.runner import write_zip
-from inference.sources import davis_videos
-from util.config import EvalConfig, add_inference_args, run_cli
+from inference.config import EvalConfig, add_inference_args
+from inference.outputs import write_zip
+from inference.runner import run_inference
+from inference.sources import davis_split_root, davis_videos
+from util.cli import run_cli
 from util.distributed import cleanup
-from util.fileio import InputError
 from util.metrics import evaluate_davis, format_tables
 
 SPLITS = {"val": ("trainval", "val"), "testdev": ("test-dev", "test-dev")}
-
-
-def dataset_root(davis_path: Path, split: str) -> Path:
-    """`<davis_path>/trainval` (or `test-dev`), or `davis_path` itself if it already is that folder."""
-    for root in (davis_path / SPLITS[split][0], davis_path):
-        if (root / "ImageSets").is_dir():
-            return root
-    raise InputError(f"{davis_path}: no {SPLITS[split][0]}/ImageSets folder (is --davis_path the DAVIS root?)")
 
 
 def main() -> int:
@@ -39,10 +31,10 @@ def main() -> int:
     add_inference_args(parser)
     args = parser.parse_args()
     config = EvalConfig.from_args(args)
-    root = dataset_root(args.davis_path, args.split)
+    root = davis_split_root(args.davis_path, SPLITS[args.split][0])
     resolution = "480p" if args.resolution == "480" else "Full-Resolution"
     videos = davis_videos(root, SPLITS[args.split][1], args.year, resolution)
-    summary = run_evaluation(config, videos, config.output)
+    summary = run_inference(config, videos, config.output)
     if summary is not None:  # rank 0
         if args.zip:
             write_zip(config.output, config.output / "submission.zip")

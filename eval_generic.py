@@ -7,9 +7,10 @@ Examples:
 import argparse
 from pathlib import Path
 
-from inference.evaluate import run_evaluation
+from inference.config import EvalConfig, add_inference_args
+from inference.runner import run_inference
 from inference.sources import folder_videos, video_file
-from util.config import EvalConfig, add_inference_args, run_cli
+from util.cli import run_cli
 from util.distributed import cleanup
 
 
@@ -26,7 +27,7 @@ def main() -> int:
         parser.error("--video needs --mask (the first frame's mask)")
     config = EvalConfig.from_args(args)
     videos = folder_videos(args.data_path) if args.data_path else [video_file(args.video, args.mask)]
-    run_evaluation(config, videos, config.output)
+    run_inference(config, videos, config.output)
     cleanup()
     return 0
 

@@ -9,10 +9,11 @@ frames meta.json asks for (all with --output_all). Writes <output>/Annotations/<
 import argparse
 from pathlib import Path
 
-from inference.evaluate import run_evaluation
-from inference.runner import write_zip
+from inference.config import EvalConfig, add_inference_args
+from inference.outputs import write_zip
+from inference.runner import run_inference
 from inference.sources import youtube_videos
-from util.config import EvalConfig, add_inference_args, run_cli
+from util.cli import run_cli
 from util.distributed import cleanup
 
 
@@ -26,7 +27,7 @@ def main() -> int:
     config = EvalConfig.from_args(args)
     videos = youtube_videos(args.yv_path, args.split, args.output_all)
     annotations = config.output / "Annotations"
-    if run_evaluation(config, videos, annotations, "Annotations") is not None:  # rank 0
+    if run_inference(config, videos, annotations, "Annotations") is not None:  # rank 0
         write_zip(annotations, config.output / "submission.zip", "Annotations")
         print(f"submission: {config.output / 'submission.zip'}")
     cleanup()

@@ -21,7 +21,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 
 from dataset.tps import remap, tps_maps
-from util.image import IMAGENET_MEAN, normalise
+from util.preprocess import IMAGENET_MEAN, normalise
 
 Frames = tuple[list[Image.Image], list[Image.Image]]  # (RGB images, 'L' label masks)
 Transform = Callable[[list[Image.Image], list[Image.Image]], Frames]

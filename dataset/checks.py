@@ -1,8 +1,5 @@
-"""Check before training that every dataset folder and list a stage reads exists and is not empty.
-
-Stages as in the original STCN code: 0 static image pretraining, 1 BL30K, 2 main training after BL30K
-(300K iterations), 3 main training (150K iterations); 2 and 3 read DAVIS 2017 and YouTubeVOS.
-"""
+"""Check before training that every dataset folder and list a kind of training data reads exists and
+is not empty: static images, BL30K, or the main training's DAVIS 2017 and YouTubeVOS."""
 from pathlib import Path
 from typing import Optional, Union
 
@@ -11,8 +8,7 @@ from dataset.vos_dataset import VideoFolders, bl30k_folders, davis_folders, yout
 from util.fileio import InputError
 
 PathLike = Union[str, Path]
-STAGES = {0: "static image pretraining", 1: "BL30K training", 2: "main training after BL30K",
-          3: "main training"}
+DATA_KINDS = ("static", "bl30k", "vos")
 
 
 def _folder_problem(folder: Path) -> Optional[str]:
@@ -63,15 +59,17 @@ def _resize_hint(yv_root: Optional[PathLike]) -> list[str]:
             f"--out {root / 'train_480p'}"]
 
 
-def check_roots(stage: int, static_root: Optional[PathLike] = None, bl_root: Optional[PathLike] = None,
-                yv_root: Optional[PathLike] = None, davis_root: Optional[PathLike] = None) -> None:
-    """Raise one InputError listing every missing or empty path that training `stage` needs."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage}; expected one of {sorted(STAGES)}")
+def check_roots(data: str, purpose: str, static_root: Optional[PathLike] = None,
+                bl_root: Optional[PathLike] = None, yv_root: Optional[PathLike] = None,
+                davis_root: Optional[PathLike] = None) -> None:
+    """Raise one InputError listing every missing or empty path that training on `data` (one of
+    DATA_KINDS) needs; `purpose` says what for in the message (e.g. "stage 3 (main training)")."""
+    if data not in DATA_KINDS:
+        raise ValueError(f"unknown kind of training data {data!r}; expected one of {DATA_KINDS}")
     problems = []
-    if stage == 0:
+    if data == "static":
         problems += _root_problems("static_root", static_root) or _static_problems(Path(static_root))
-    elif stage == 1:
+    elif data == "bl30k":
         problems += _root_problems("bl_root", bl_root) or _video_problems(bl30k_folders(bl_root))
     else:
         problems += _root_problems("davis_root", davis_root) or _video_problems(davis_folders(davis_root))
@@ -79,4 +77,4 @@ def check_roots(stage: int, static_root: Optional[PathLike] = None, bl_root: Opt
         problems += _resize_hint(yv_root)
     if problems:
         lines = "\n".join(f"  {problem}" for problem in problems)
-        raise InputError(f"stage {stage} ({STAGES[stage]}) needs these datasets, missing or empty:\n{lines}")
+        raise InputError(f"{purpose} needs these datasets, missing or empty:\n{lines}")

@@ -22,6 +22,23 @@ def max_jump(iteration: int, total_iterations: int, bl30k: bool = False, stride:
     return max(1, MAX_JUMPS[phase] // stride)
 
 
+class FrameGapCurriculum:
+    """For a video training set: the largest gap between consecutive sampled frames, in the set's stored
+    frames (`stride`: video frames per stored frame), changed by `set_curriculum` as training goes.
+
+    DataLoader workers copy the dataset when an epoch's iterator starts: call `set_max_jump` between
+    epochs, and not with persistent_workers=True.
+    """
+
+    stride: int = 1
+    max_jump: int = MAX_JUMPS[0]
+
+    def set_max_jump(self, max_jump: int) -> None:
+        if max_jump < 1:
+            raise ValueError(f"max_jump must be at least 1, got {max_jump}")
+        self.max_jump = max_jump
+
+
 def set_curriculum(dataset: Dataset, iteration: int, total_iterations: int, bl30k: bool = False) -> None:
     """Give every video set in `dataset` (one, or a ConcatDataset of them) its max_jump for `iteration`.
 

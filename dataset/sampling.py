@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 SampleKey = tuple[int, int, int]  # dataset index, sample seed, training iteration
+FRAMES = 3  # frames per training sample: one memory frame, then two frames segmented in turn (seed F.1)
 
 
 class TrainingSampler(Sampler[SampleKey]):

@@ -12,16 +12,26 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from dataset.augment import (ColourJitter, Compose, PerFrame, RandomAffine, RandomCrop, RandomGrayscale,
-                             RandomHorizontalFlip, RandomTPS, ResizeShorter, to_sample)
-from util.imageio import read_image
+from dataset.augment import (
+    ColourJitter,
+    Compose,
+    PerFrame,
+    RandomAffine,
+    RandomCrop,
+    RandomGrayscale,
+    RandomHorizontalFlip,
+    RandomTPS,
+    ResizeShorter,
+    to_sample,
+)
+from dataset.sampling import FRAMES
 from util.fileio import InputError
+from util.imageio import open_image, read_image
 
 # (folder under static_root, times each image is listed)
 STATIC_SETS: tuple[tuple[str, int], ...] = (
     ("fss", 1), ("DUTS-TR", 1), ("DUTS-TE", 1), ("ecssd", 1), ("BIG_small", 5), ("HRSOD_small", 5),
 )
-FRAMES = 3
 
 
 def list_image_pairs(folder: Path) -> list[Path]:
@@ -39,11 +49,8 @@ def list_image_pairs(folder: Path) -> list[Path]:
 
 def read_binary_mask(path: Path) -> Image.Image:
     """A saliency mask as an 'L' image of 0/1 (grey values >= 128 are the object)."""
-    try:
-        with Image.open(path) as image:
-            grey = np.asarray(image.convert("L"))
-    except (OSError, SyntaxError, ValueError) as error:
-        raise InputError(f"{path}: cannot read the mask ({error})") from None
+    with open_image(path) as image:
+        grey = np.asarray(image.convert("L"))
     return Image.fromarray((grey >= 128).astype(np.uint8))
 
 

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from dataset.synthetic import generate_image, generate_video, sample_rng
 from util.fileio import atomic_dir
-from util.palette import write_indexed_png
+from util.imageio import write_indexed_png
 
 YOUTUBE_STEP = 5  # YouTubeVOS keeps (and annotates) every 5th frame
 STATIC_FOLDERS = ("DUTS-TR", "DUTS-TE", "ecssd", "BIG_small", "HRSOD_small")

@@ -18,9 +18,10 @@ from torch.utils.data import Dataset
 
 from dataset import curriculum
 from dataset.augment import Compose, RandomCrop, RandomHorizontalFlip, to_sample
+from dataset.sampling import FRAMES
 from dataset.static_dataset import ImageToClip
 from dataset.synthetic import generate_image, generate_video, sample_rng
-from dataset.vos_dataset import FRAMES, MAX_TRIALS, pick_frames, pick_objects
+from dataset.vos_dataset import MAX_TRIALS, pick_frames, pick_objects
 
 DEFAULT_LENGTH = 10_000  # samples per "epoch"; only the sampler's shuffling period, every sample is new
 
@@ -34,7 +35,7 @@ def _sample_rng(pool: int = 0) -> np.random.Generator:
     return np.random.default_rng(int(torch.randint(0, 2**62, ())))
 
 
-class SyntheticVideoDataset(Dataset):
+class SyntheticVideoDataset(curriculum.FrameGapCurriculum, Dataset):
     """Three frames of a freshly generated `num_frames`-frame video of `size` (H, W) and up to two targets.
 
     Frames are picked as `VOSDataset` picks them (consecutive gaps up to `max_jump`, reversed half the time);
@@ -44,8 +45,6 @@ class SyntheticVideoDataset(Dataset):
     first (cropped) frame; when there is none, other frames are drawn, up to 5 times. `pool` > 0 draws the
     videos from a fixed set of that many instead of a new one per sample.
     """
-
-    stride = 1  # the curriculum's frame distances are in video frames
 
     def __init__(self, size: tuple[int, int] = (96, 160), num_frames: int = 20, max_objects: int = 3,
                  crop_size: Optional[int] = None, length: int = DEFAULT_LENGTH, max_jump: Optional[int] = None,
@@ -65,12 +64,6 @@ class SyntheticVideoDataset(Dataset):
             steps.append(RandomCrop(crop_size))
         self.transform = Compose(steps)
         self.set_max_jump(max_jump if max_jump is not None else curriculum.max_jump(0, 1))
-
-    def set_max_jump(self, max_jump: int) -> None:
-        """Largest gap between consecutive sampled frames (see `dataset.curriculum`)."""
-        if max_jump < 1:
-            raise ValueError(f"max_jump must be at least 1, got {max_jump}")
-        self.max_jump = max_jump
 
     def __len__(self) -> int:
         return self.length

@@ -14,12 +14,20 @@ from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset
 
 from dataset import curriculum
-from dataset.augment import (ColourJitter, Compose, PerFrame, RandomAffine, RandomGrayscale, RandomHorizontalFlip,
-                             RandomResizedCrop, to_sample)
-from util.imageio import read_image, read_list, read_mask
+from dataset.augment import (
+    ColourJitter,
+    Compose,
+    PerFrame,
+    RandomAffine,
+    RandomGrayscale,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    to_sample,
+)
+from dataset.sampling import FRAMES
 from util.fileio import InputError
+from util.imageio import read_image, read_list, read_mask
 
-FRAMES = 3
 MAX_OBJECTS = 2
 MAX_TRIALS = 5  # frame draws per sample before giving up on finding an object in the first frame
 DAVIS_REPEATS = 5  # DAVIS is listed 5 times per YouTubeVOS listing (F.3.2)
@@ -114,7 +122,7 @@ def pick_objects(first_mask: np.ndarray, min_pixels: int = 0) -> list[int]:
     return [candidates[i] for i in order.tolist()]
 
 
-class VOSDataset(Dataset):
+class VOSDataset(curriculum.FrameGapCurriculum, Dataset):
     """Samples of three frames of one video, augmented together then per frame, and up to two target objects.
 
     Shared: horizontal flip, random resized crop to `crop_size` (area `crop_scale`, aspect (0.75, 1.25)),
@@ -143,16 +151,6 @@ class VOSDataset(Dataset):
             RandomAffine(degrees=15, shear=10),
             ColourJitter(0.01, 0.01, 0.01),
         ]))
-
-    def set_max_jump(self, max_jump: int) -> None:
-        """Largest gap between consecutive sampled frames, in stored frames (see `dataset.curriculum`).
-
-        DataLoader workers copy the dataset when an epoch's iterator starts: call this between epochs, and
-        not with persistent_workers=True.
-        """
-        if max_jump < 1:
-            raise ValueError(f"max_jump must be at least 1, got {max_jump}")
-        self.max_jump = max_jump
 
     def __len__(self) -> int:
         return len(self.videos)

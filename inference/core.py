@@ -13,7 +13,7 @@ import torch
 from inference.memory_bank import MemoryBank
 from model.aggregate import aggregate
 from model.network import MemoryNetwork
-from util.image import pad_to_multiple, unpad
+from util.preprocess import pad_to_multiple, unpad
 
 # Affinity elements (memory positions x query positions) computed at once: bounds the peak memory
 # of matching, whatever the memory size (256 MB in fp32).
@@ -88,10 +88,8 @@ class InferenceCore:
         labels in it). is_last: the frame is not encoded into memory (no later frame needs it).
         """
         self.frame_index += 1
-        weight = self.network.key_encoder.conv1.weight
-        padded, pads = pad_to_multiple(image.to(weight.device).unsqueeze(0), 16)
-        if weight.is_contiguous(memory_format=torch.channels_last):  # a channels-last network (load_network)
-            padded = padded.contiguous(memory_format=torch.channels_last)
+        padded, pads = pad_to_multiple(image.unsqueeze(0), 16)
+        padded = self.network.as_input(padded)
         features = self.network.encode_key(padded)
         prob = self._propagate(features, padded.shape[-2:])  # K+1, H', W'
         is_memory = mask is not None or self.schedule.is_memory_frame(self.frame_index, self.last_memory_index)
@@ -116,8 +114,7 @@ class InferenceCore:
                 features.key, memory_key, memory_value, self.schedule.top_k, chunk, self.schedule.kernel_sigma
             ))
         readout = torch.cat(readouts, dim=1)  # 1, K, Cv, h, w: groups hold consecutive objects in order
-        terms = self.network.decoder.frame_terms(features.f16_thin, features.f8, features.f4)
-        object_prob = torch.sigmoid(self.network.decode(readout, features, terms))[0]  # K, H', W'
+        object_prob = torch.sigmoid(self.network.decode(readout, features, share_frame_terms=True))[0]  # K, H', W'
         return aggregate(object_prob, dim=0)
 
     def _add_objects(self, prob: torch.Tensor, mask: Union[np.ndarray, torch.Tensor],

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from inference.runner import labels_of, write_zip
+from inference.outputs import labels_of, write_zip
 from util.fileio import InputError, atomic_dir
-from util.palette import write_indexed_png
+from util.imageio import write_indexed_png
 
 
 def _read_json(path: Path) -> dict:

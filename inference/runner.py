@@ -1,18 +1,11 @@
-"""Runs the propagation core over videos: read ahead, segment, resize back, write, time.
-
-One loop serves DAVIS, YouTubeVOS, generic folders and video files. A video's masks are written to a
-temporary folder that is renamed when the video is complete, so an output folder never holds a
-half-written sequence.
-"""
-import json
+"""Runs the propagation core over videos: read ahead, segment, resize back, hand the frames to the
+output sinks, time. One loop serves DAVIS, YouTubeVOS, generic folders and video files, one process
+or several under torchrun (videos split between them)."""
 import time
-import zipfile
-from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional
 
-import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -20,45 +13,17 @@ import torch.nn.functional as F
 from torchvision.transforms.functional import InterpolationMode, resize
 from tqdm import tqdm
 
+from inference.config import EvalConfig, RunOptions
 from inference.core import InferenceCore, MemorySchedule, plan_frames
+from inference.outputs import MaskFolder, OverlayWriter, ScoreFolder, VideoTiming, labels_of, prepare_scores, summarise
 from inference.prefetch import read_ahead
-from inference.sources import FrameInfo, Video, iterate_frames
-from model.checkpoint import load_weights, read_checkpoint, resolve_spec
-from model.fold import fold_batchnorm
+from inference.sources import Video, iterate_frames
+from model.checkpoint import describe, load_network
 from model.network import MemoryNetwork
-from util.distributed import rank_and_world, synchronise
-from util.fileio import InputError, atomic_dir, atomic_path
-from util.image import normalise
-from util.palette import DAVIS_PALETTE, read_indexed_png, write_indexed_png
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run: device, mixed precision, processing size (shorter side; None = as stored), overlay
-    video, horizontally flipped processing (test-time augmentation)."""
-
-    device: torch.device = torch.device("cpu")
-    amp: bool = False
-    size: Optional[int] = None
-    overlay: bool = False
-    flip: bool = False
-
-
-@dataclass
-class VideoTiming:
-    """Frames processed and seconds spent on them (reading and writing excluded)."""
-
-    name: str
-    frames: int
-    seconds: float
-
-
-def autocast(options: RunOptions):
-    """fp16 autocast on CUDA and bf16 on the CPU when `amp` is set."""
-    if not options.amp:
-        return nullcontext()
-    dtype = torch.float16 if options.device.type == "cuda" else torch.bfloat16
-    return torch.autocast(options.device.type, dtype=dtype)
+from util.distributed import autocast, barrier, init_distributed, rank_and_world, synchronise
+from util.fileio import InputError, atomic_dir
+from util.imageio import DAVIS_PALETTE, read_indexed_png
+from util.preprocess import normalise
 
 
 def _palette_of(video: Video) -> list[int]:
@@ -90,7 +55,7 @@ def _segment_frame(core: InferenceCore, image: np.ndarray, mask: Optional[np.nda
         x = resize(x, options.size, InterpolationMode.BICUBIC, antialias=True)
         if mask is not None:
             mask = resize(mask[None], options.size, InterpolationMode.NEAREST)[0]
-    with autocast(options):
+    with autocast(options.device, options.amp):
         prob = core.step(x, mask, new_ids, is_last=is_last).float()
     if prob.shape[-2:] != (height, width):
         prob = F.interpolate(prob[None], (height, width), mode="bilinear", align_corners=False)[0]
@@ -109,12 +74,12 @@ def segment_video(network: MemoryNetwork, video: Video, schedule: MemorySchedule
     core = InferenceCore(network, schedule)
     frames_done, seconds = 0, 0.0
     with ExitStack() as stack:
-        file_sinks = [_MaskFolder(stack.enter_context(atomic_dir(out_dir / video.name)), palette)]
+        file_sinks = [MaskFolder(stack.enter_context(atomic_dir(out_dir / video.name)), palette)]
         if scores_dir is not None:
-            file_sinks.append(_ScoreFolder(stack.enter_context(atomic_dir(scores_dir / video.name)), video, palette))
+            file_sinks.append(ScoreFolder(stack.enter_context(atomic_dir(scores_dir / video.name)), video, palette))
         sinks = list(file_sinks)
         if options.overlay:
-            sinks.append(stack.enter_context(_OverlayWriter(out_dir / f"{video.name}_overlay.mp4", video, palette)))
+            sinks.append(stack.enter_context(OverlayWriter(out_dir / f"{video.name}_overlay.mp4", video, palette)))
         progress = stack.enter_context(tqdm(total=sum(plan), desc=video.name, unit="frame", leave=False))
         for index, image, mask in read_ahead(iterate_frames(video, plan)):
             while core.frame_index < index - 1:
@@ -137,109 +102,6 @@ def segment_video(network: MemoryNetwork, video: Video, schedule: MemorySchedule
     return VideoTiming(video.name, frames_done, seconds)
 
 
-def labels_of(prob: torch.Tensor, object_ids: list[int]) -> np.ndarray:
-    """Label map (H, W) uint8 with the objects' own ids from probabilities (K+1, H, W)."""
-    lookup = torch.tensor([0] + list(object_ids), dtype=torch.uint8, device=prob.device)
-    return lookup[prob.argmax(dim=0)].cpu().numpy()
-
-
-class _MaskFolder:
-    """Indexed PNGs of the frames that are asked for."""
-
-    def __init__(self, folder: Path, palette: list[int]) -> None:
-        self.folder, self.palette = folder, palette
-
-    def add(self, frame: FrameInfo, image, prob, object_ids, labels: np.ndarray) -> None:
-        if frame.required:
-            write_indexed_png(self.folder / f"{frame.name}.png", labels, self.palette)
-
-
-class _ScoreFolder:
-    """Each asked-for frame's probabilities, uint8-quantised, with its object ids (for merge_scores.py)."""
-
-    def __init__(self, folder: Path, video: Video, palette: list[int]) -> None:
-        self.folder = folder
-        meta = {"video": video.name, "frames": [f.name for f in video.frames if f.required], "palette": palette}
-        with atomic_path(folder / "meta.json") as tmp:
-            tmp.write_text(json.dumps(meta))
-
-    def add(self, frame: FrameInfo, image, prob: torch.Tensor, object_ids: list[int], labels) -> None:
-        if frame.required:
-            write_scores(self.folder / f"{frame.name}.npz", prob, object_ids)
-
-
-def write_scores(path: Path, prob: torch.Tensor, object_ids: list[int]) -> None:
-    """Probabilities (K+1, H, W) as round(255 p) uint8 with the object ids of channels 1..K."""
-    quantised = (prob.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    with atomic_path(path) as tmp:
-        np.savez_compressed(tmp, prob=quantised, object_ids=np.asarray(object_ids, dtype=np.int64))
-
-
-class _OverlayWriter:
-    """An mp4 of the frames with the masks blended in (`--overlay`), for people to look at."""
-
-    def __init__(self, path: Path, video: Video, palette: list[int]) -> None:
-        self.path = path
-        self.fps = _video_fps(video.video_file) if video.video_file else 24.0
-        self.colours = np.array(palette, dtype=np.uint8).reshape(-1, 3)
-        self.writer = None
-        self._target = atomic_path(path)
-
-    def __enter__(self) -> "_OverlayWriter":
-        self.temporary = self._target.__enter__()
-        return self
-
-    def add(self, frame: FrameInfo, image: np.ndarray, prob, object_ids, labels: np.ndarray) -> None:
-        if self.writer is None:
-            height, width = image.shape[:2]
-            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-            self.writer = cv2.VideoWriter(str(self.temporary), fourcc, self.fps, (width, height))
-        blend = image.astype(np.float32)
-        foreground = labels > 0
-        blend[foreground] = 0.5 * blend[foreground] + 0.5 * self.colours[labels][foreground]
-        self.writer.write(cv2.cvtColor(blend.astype(np.uint8), cv2.COLOR_RGB2BGR))
-
-    def __exit__(self, *exc) -> None:
-        if self.writer is not None:
-            self.writer.release()
-        self._target.__exit__(*exc)
-
-
-def _video_fps(path: Path) -> float:
-    capture = cv2.VideoCapture(str(path))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 24.0
-    capture.release()
-    return fps
-
-
-def summarise(timings: list[VideoTiming], out_path: Optional[Path] = None) -> dict:
-    """Total frames, processing seconds and amortised multi-object FPS; written as JSON if asked."""
-    frames = sum(t.frames for t in timings)
-    seconds = sum(t.seconds for t in timings)
-    summary = {
-        "videos": len(timings),
-        "frames": frames,
-        "seconds": seconds,
-        "fps": frames / seconds if seconds > 0 else 0.0,
-        "per_video": {t.name: {"frames": t.frames, "seconds": t.seconds} for t in timings},
-    }
-    if out_path is not None:
-        with atomic_path(out_path) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2))
-    return summary
-
-
-def load_network(weights: Path, device: torch.device, similarity: Optional[str] = None) -> MemoryNetwork:
-    """The evaluation network: released or own weights (stage-0 weights widened with zeros; STCN or STM,
-    key encoder variant and CBAM read from the weights, the similarity from their card unless given and
-    consistent), eval mode, BatchNorm folded into the convolutions, weights channels-last (faster
-    convolutions here; see README)."""
-    data = read_checkpoint(weights)
-    network = resolve_spec(weights, data, similarity).build()
-    load_weights(network, data, for_training=False, name=str(weights))
-    return fold_batchnorm(network.eval()).to(device, memory_format=torch.channels_last)
-
-
 def run_videos(network: MemoryNetwork, videos: list[Video], schedule: MemorySchedule, out_dir: Path,
                options: RunOptions = RunOptions(), scores_dir: Optional[Path] = None) -> list[VideoTiming]:
     """Segment this process's share of `videos` (all of them without torchrun); timings of all ranks."""
@@ -254,21 +116,19 @@ def run_videos(network: MemoryNetwork, videos: list[Video], schedule: MemorySche
     return timings
 
 
-def prepare_scores(output: Path, annotation_dir: str = "") -> Path:
-    """`<output>/scores/`, with layout.json telling merge_scores.py where the masks of this kind of run
-    go (`annotation_dir` under the output: "" for DAVIS, "Annotations" for YouTubeVOS)."""
-    folder = output / "scores"
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / "layout.json") as tmp:
-        tmp.write_text(json.dumps({"annotation_dir": annotation_dir}))
-    return folder
-
-
-def write_zip(folder: Path, zip_path: Path, arcname_root: str = "") -> None:
-    """Zip every PNG under `folder` (paths relative to it, under `arcname_root`), atomically."""
-    with atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.rglob("*.png")):
-            relative = path.relative_to(folder)
-            if any(part.startswith(".") for part in relative.parts):
-                continue  # temporary folders of an unfinished run
-            archive.write(path, str(Path(arcname_root) / relative))
+def run_inference(config: EvalConfig, videos: list[Video], mask_dir: Path, annotation_dir: str = "") -> Optional[dict]:
+    """Segment `videos` into `mask_dir` (`annotation_dir` is its path under the output, for merging
+    saved scores); on rank 0 write timing.json, print the speed and return the summary (None elsewhere)."""
+    network = load_network(config.model, config.options.device, config.similarity)
+    if rank_and_world()[0] == 0:
+        print(f"{config.model}: {describe(network)}", flush=True)
+    init_distributed(config.options.device)
+    scores = prepare_scores(config.output, annotation_dir) if config.save_scores else None
+    timings = run_videos(network, videos, config.schedule, mask_dir, config.options, scores)
+    barrier()
+    if rank_and_world()[0] != 0:
+        return None
+    summary = summarise(timings, config.output / "timing.json")
+    print(f"{summary['frames']} frames of {summary['videos']} videos in {summary['seconds']:.1f} s: "
+          f"{summary['fps']:.2f} FPS (multi-object, IO excluded); masks in {mask_dir}")
+    return summary

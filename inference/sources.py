@@ -49,6 +49,15 @@ class Video:
 
 
 
+def davis_split_root(davis_path: Path, split_folder: str = "trainval") -> Path:
+    """`<davis_path>/<split_folder>` (trainval or test-dev), or `davis_path` itself if it already is that
+    folder (has ImageSets)."""
+    for root in (davis_path / split_folder, davis_path):
+        if (root / "ImageSets").is_dir():
+            return root
+    raise InputError(f"{davis_path}: no {split_folder}/ImageSets folder (is it the DAVIS root?)")
+
+
 def davis_videos(root: Path, subset: str, year: int = 2017, resolution: str = "480p") -> list[Video]:
     """DAVIS: `ImageSets/<year>/<subset>.txt`, frames in `JPEGImages/<res>`, only frame 0's mask used."""
     names = read_list(root / "ImageSets" / str(year) / f"{subset}.txt")

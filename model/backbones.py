@@ -14,9 +14,10 @@ from torchvision.models._api import WeightsEnum
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
 from model.modules import FeatureFusionBlock
+from util.fileio import InputError
 
 
-class PretrainedWeightsError(RuntimeError):
+class PretrainedWeightsError(InputError):
     """ImageNet weights were asked for but cannot be had (offline and not cached)."""
 
 

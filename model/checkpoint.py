@@ -3,6 +3,7 @@
 What the weights cannot show (above all the similarity they were trained with) goes to a network card,
 a JSON sidecar `<weights>.json` beside them, so the released layout stays exactly the authors'.
 """
+import copy
 import json
 import shutil
 from dataclasses import asdict, dataclass
@@ -13,17 +14,18 @@ import torch
 import torch.nn as nn
 
 from model.backbones import infer_backbone
+from model.fold import fold_batchnorm
 from model.memory import SIMILARITIES
 from model.network import STCN, MemoryNetwork
 from model.stm import STM
-from util.fileio import atomic_path
+from util.fileio import InputError, atomic_path
 
 ARCHS = {"stcn": STCN, "stm": STM}
 # Keys under which a training checkpoint may hold the network (ours, torchvision-style, generic).
 WRAPPER_KEYS = ("network", "model", "state_dict")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError):
     """A file that is not an STCN checkpoint of the expected layout."""
 
 
@@ -195,3 +197,19 @@ def save_weights(model: nn.Module, path: Union[str, Path], card: Optional[dict[s
     module = model.module if hasattr(model, "module") else model
     write_checkpoint(module.state_dict(), path)
     write_card(module, path, card)
+
+
+def prepare_for_inference(network: MemoryNetwork, device: torch.device) -> MemoryNetwork:
+    """An evaluation copy of a network (the given one is left as it is): eval mode, BatchNorm folded into
+    the convolutions, weights channels-last (faster convolutions here; see README)."""
+    return fold_batchnorm(copy.deepcopy(network).eval()).to(device, memory_format=torch.channels_last)
+
+
+def load_network(weights: Path, device: torch.device, similarity: Optional[str] = None) -> MemoryNetwork:
+    """The evaluation network from released or own weights (stage-0 weights widened with zeros; STCN or
+    STM, key encoder variant and CBAM read from the weights, the similarity from their card unless given
+    and consistent), prepared for inference."""
+    data = read_checkpoint(weights)
+    network = resolve_spec(weights, data, similarity).build()
+    load_weights(network, data, for_training=False, name=str(weights))
+    return prepare_for_inference(network, device)

@@ -94,6 +94,14 @@ class MemoryNetwork(nn.Module):
         if similarity not in memory.SIMILARITIES:
             raise ValueError(f"unknown similarity {similarity!r}; expected one of {memory.SIMILARITIES}")
 
+    def as_input(self, frame: torch.Tensor) -> torch.Tensor:
+        """`frame` on the network's device, channels-last if the weights are (see `prepare_for_inference`)."""
+        weight = next(self.parameters())
+        frame = frame.to(weight.device)
+        if weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last):
+            frame = frame.contiguous(memory_format=torch.channels_last)
+        return frame
+
     def encode_key(self, frame: torch.Tensor) -> KeyFeatures:
         """frame (B, 3, H, W), normalised, H and W multiples of 16."""
         f16, f8, f4 = self.key_encoder(frame)
@@ -156,15 +164,15 @@ class MemoryNetwork(nn.Module):
                 outputs.append(memory.readout(torch.softmax(sim, dim=2), values))
         return torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
 
-    def decode(self, readout: torch.Tensor, key_features: KeyFeatures,
-               frame_terms: Optional[DecoderFrameTerms] = None) -> torch.Tensor:
+    def decode(self, readout: torch.Tensor, key_features: KeyFeatures, share_frame_terms: bool = False) -> torch.Tensor:
         """Per-object logits (B, K, H, W) from the readout (B, K, Cv, h, w) and the frame's features.
 
-        With `frame_terms` (from `decoder.frame_terms`, batch 1) the frame-only convolutions are shared.
+        share_frame_terms (batch 1, inference): the frame-only convolutions are computed once for all objects.
         """
         batch, objects = readout.shape[:2]
-        if frame_terms is not None:
-            logits = self.decoder.forward_with_frame_terms(readout.flatten(end_dim=1), frame_terms)
+        if share_frame_terms:
+            terms = self.decoder.frame_terms(key_features.f16_thin, key_features.f8, key_features.f4)
+            logits = self.decoder.forward_with_frame_terms(readout.flatten(end_dim=1), terms)
             return logits.view(batch, objects, *logits.shape[-2:])
         thin = key_features.f16_thin.unsqueeze(1).expand(-1, objects, -1, -1, -1)
         x = torch.cat([readout, thin], dim=2).flatten(end_dim=1)

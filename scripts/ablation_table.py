@@ -17,6 +17,7 @@ A run that is stopped can be started again with the same command: finished netwo
 """
 import argparse
 import csv
+import gc
 import json
 import math
 import shutil
@@ -25,15 +26,22 @@ import time
 from pathlib import Path
 from typing import Optional
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # project, demo.py
+import numpy as np
+import torch
+from demo import (
+    SEED,
+    add_recipe_args,
+    copy_first_mask,
+    evaluate_in_process,
+    run_train,
+    train_arguments,
+    write_validation_set,
+)
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from demo import (SEED, add_recipe_args, copy_first_mask, evaluate_in_process, run_train,  # noqa: E402
-                  seconds_per_iteration, train_arguments, write_validation_set)
-from inference.core import MemorySchedule  # noqa: E402
-from util.fileio import atomic_path  # noqa: E402
+from inference.core import MemorySchedule
+from util.fileio import atomic_path
+from util.plots import plt, save_figure
 
 NETWORKS = (("stm", "dot"), ("stm", "l2"), ("stcn", "dot"), ("stcn", "l2"))  # the paper's row order
 SCHEDULES = {"every5_last": MemorySchedule(mem_every=5, include_last=True),
@@ -61,6 +69,30 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     if (args.minutes is not None and args.minutes <= 0) or (args.iterations is not None and args.iterations < 1):
         parser.error("the budget (--minutes or --iterations) must be positive")
     return args
+
+
+def seconds_per_iteration(arguments: list[str], steps: int = 3) -> float:
+    """Time a few training steps of exactly this configuration in this process (after one warm-up step)."""
+    from torch.utils.data import default_collate
+
+    from dataset.sampling import SeededSamples
+    from training.config import TrainConfig, training_parser
+    from training.data import build_dataset
+    from training.trainer import Trainer
+
+    config = TrainConfig.from_args(training_parser().parse_args(arguments))
+    dataset = SeededSamples(build_dataset(config))
+    trainer = Trainer(config, torch.device("cpu"))
+    trainer.train_mode()
+    times = []
+    for step in tqdm(range(steps + 1), desc="timing an iteration", unit="it"):
+        start = time.perf_counter()
+        batch = default_collate([dataset[(i, 1000 * step + i, 0)] for i in range(config.batch_size)])
+        trainer.step(batch)
+        times.append(time.perf_counter() - start)
+    del trainer, dataset
+    gc.collect()
+    return float(np.median(times[1:]))
 
 
 def plan_iterations(args: argparse.Namespace) -> int:
@@ -194,11 +226,6 @@ def write_markdown(rows: list[dict], results: list[dict], settings: dict, path: 
 
 def plot(rows: list[dict], path: Path) -> None:
     """Grouped bars per network (two schedules) with the spread over seeds, beside the paper's."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = [f"{a.upper()}\n{'dot' if s == 'dot' else 'L2'}" for a, s in NETWORKS]
     x = np.arange(len(NETWORKS))
     figure, (ours, paper) = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
@@ -217,10 +244,7 @@ def plot(rows: list[dict], path: Path) -> None:
         axis.set_xticks(x, names)
         axis.set_ylabel("J&F")
         axis.legend(loc="lower right", fontsize=8)
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=110)
-    plt.close(figure)
+    save_figure(figure, path, dpi=110)
 
 
 def write_csv(rows: list[dict], path: Path) -> None:

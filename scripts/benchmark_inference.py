@@ -19,18 +19,16 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from dataset.synthetic import generate_video  # noqa: E402
-from inference.core import InferenceCore, MemorySchedule  # noqa: E402
-from model.checkpoint import ARCHS, NetworkSpec  # noqa: E402
-from model.fold import fold_batchnorm  # noqa: E402
-from util.distributed import peak_memory_bytes, pick_device, synchronise  # noqa: E402
-from util.image import normalise  # noqa: E402
+from dataset.synthetic import generate_video
+from inference.core import InferenceCore, MemorySchedule
+from model.checkpoint import ARCHS, NetworkSpec
+from model.fold import fold_batchnorm
+from util.distributed import peak_memory_bytes, pick_device, synchronise
+from util.preprocess import normalise
 
 WINDOW = 5  # frames averaged for the per-frame times
 

@@ -13,17 +13,15 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+from torch.utils.data import DataLoader
 
-import numpy as np  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-
-from dataset.sampling import SeededSamples, TrainingSampler  # noqa: E402
-from dataset.synthetic_layouts import SyntheticSpec, write_layout  # noqa: E402
-from dataset.vos_dataset import main_training_set  # noqa: E402
-from model.trainer import Trainer  # noqa: E402
-from util.config import TrainConfig, training_parser  # noqa: E402
-from util.distributed import peak_memory_bytes, pick_device, synchronise  # noqa: E402
+from dataset.sampling import SeededSamples, TrainingSampler
+from dataset.synthetic_layouts import SyntheticSpec, write_layout
+from dataset.vos_dataset import main_training_set
+from training.config import TrainConfig, training_parser
+from training.trainer import Trainer
+from util.distributed import peak_memory_bytes, pick_device, synchronise
 
 
 def make_data(root: Path, crop: int) -> None:

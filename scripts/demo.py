@@ -3,11 +3,12 @@
   [1] parity: the network segments the reference clip as the authors' implementation does;
   [2] data: a synthetic validation set in the DAVIS layout (training draws a fresh synthetic video for
       every sample, so the training set is an endless stream: see dataset/synthetic_online.py);
-  [3] training with train.py (stage 3 on fresh synthetic videos) for DEMO_MINUTES minutes (default 18);
+  [3] training with train.py (stage 3 on fresh synthetic videos) for DEMO_MINUTES minutes (default 18),
+      validated on the held-out set during training (train.py --val_root/--val_every);
   [4] evaluation with eval_davis.py: J&F of the trained network, of the same network untrained and of
       copying the first-frame mask to every frame; FPS; the submission zip;
-  [5] pictures: an overlay GIF (prediction | ground truth) and the learning curve (J&F of the snapshots
-      saved during training against training minutes).
+  [5] pictures: an overlay GIF (prediction | ground truth) and the learning curve (the validation J&F
+      during training against training minutes).
 
 Everything goes to one folder (default demo_output/): data/, train/ (checkpoints and the TensorBoard log),
 masks/ (the trained network's masks, submission.zip, timing.json, J&F CSVs), untrained/, copy_first/,
@@ -17,7 +18,6 @@ overlay.gif, learning_curve.png, demo_summary.json.
       # the longer recipe of the README (J&F 0.746 after 81 minutes of training here)
 """
 import argparse
-import gc
 import json
 import os
 import re
@@ -36,14 +36,13 @@ from PIL import Image
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from dataset.synthetic import generate_video, sample_rng  # noqa: E402
-from inference.core import MemorySchedule  # noqa: E402
-from model.checkpoint import card_path  # noqa: E402
-from util.fileio import atomic_path  # noqa: E402
-from util.palette import DAVIS_PALETTE, read_indexed_png, write_indexed_png  # noqa: E402
-from util.reference import DEFAULT_REFERENCE, deterministic_stcn, segment_reference_clip  # noqa: E402
+from dataset.synthetic import generate_video, sample_rng
+from inference.reference import DEFAULT_REFERENCE, deterministic_stcn, segment_reference_clip
+from training.validation import read_history
+from util.fileio import atomic_path
+from util.imageio import DAVIS_PALETTE, read_image, read_indexed_png, write_indexed_png
+from util.plots import learning_curve
 
 DEFAULT_MINUTES = 18.0
 # glibc returns freed memory to the system and takes it back at every iteration, which costs page faults
@@ -52,6 +51,7 @@ FAST_MALLOC = {"MALLOC_TRIM_THRESHOLD_": str(64 << 30), "MALLOC_TOP_PAD_": str(1
                "MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
 SEED = 14159265  # train.py's default seed: the untrained network is the one training starts from
 MAX_CURVE_POINTS = 12
+PLAN_SHAPE = 1000  # with a budget: the schedule's shape (-i 1000 --steps 800), stretched by train.py to its plan
 
 
 # ---- [1] parity -----------------------------------------------------------------------------------------
@@ -98,8 +98,11 @@ def write_validation_set(root: Path, videos: int, frames: int, size: tuple[int, 
 
 # ---- [3] training ---------------------------------------------------------------------------------------
 def train_arguments(args: argparse.Namespace, stage: int, iterations: int, save_dir: Path,
-                    save_every: int, load: Optional[Path] = None, seed: int = SEED, run_id: str = "") -> list[str]:
-    """train.py's command line for one stage of the demo recipe."""
+                    save_every: int, load: Optional[Path] = None, seed: int = SEED, run_id: str = "",
+                    val_root: Optional[Path] = None, val_points: int = 0, minutes: Optional[float] = None) -> list[str]:
+    """train.py's command line for one stage of the demo recipe: `iterations` (the schedule's shape when
+    a budget of `minutes` is given; train.py plans the total), validated on `val_root` `val_points` times
+    evenly and at the end, if given."""
     height, width = args.size
     command = [
         "--stage", str(stage), "--id", run_id or f"demo_s{stage}", "--synthetic", str(height), str(width), str(args.train_frames),
@@ -116,31 +119,11 @@ def train_arguments(args: argparse.Namespace, stage: int, iterations: int, save_
         command.append("--cpu_amp")
     if load is not None:
         command += ["--load_network", str(load)]
+    if val_root is not None:
+        command += ["--val_root", str(val_root), "--val_points", str(val_points)]
+    if minutes is not None:
+        command += ["--minutes", f"{minutes:g}"]
     return command
-
-
-def seconds_per_iteration(arguments: list[str], steps: int = 3) -> float:
-    """Time a few training steps of exactly this configuration in this process (after one warm-up step)."""
-    from torch.utils.data import default_collate
-
-    import train
-    from dataset.sampling import SeededSamples
-    from model.trainer import Trainer
-    from util.config import TrainConfig, training_parser
-
-    config = TrainConfig.from_args(training_parser().parse_args(arguments))
-    dataset = SeededSamples(train.build_dataset(config))
-    trainer = Trainer(config, torch.device("cpu"))
-    trainer.train_mode()
-    times = []
-    for step in tqdm(range(steps + 1), desc="timing an iteration", unit="it"):
-        start = time.perf_counter()
-        batch = default_collate([dataset[(i, 1000 * step + i, 0)] for i in range(config.batch_size)])
-        trainer.step(batch)
-        times.append(time.perf_counter() - start)
-    del trainer, dataset
-    gc.collect()
-    return float(np.median(times[1:]))
 
 
 def run_train(arguments: list[str], save_dir: Path, deadline_seconds: float) -> tuple[Path, int, float]:
@@ -200,16 +183,6 @@ def _run_folder(save_dir: Path) -> Path:
     return runs[-1]
 
 
-def snapshots(run: Path) -> list[tuple[int, Path]]:
-    """(iteration, weights) of every network snapshot a run saved, in order."""
-    found = []
-    for path in run.glob(f"{run.name}_*.pth"):
-        tail = path.stem[len(run.name) + 1:]
-        if tail.isdigit():
-            found.append((int(tail), path))
-    return sorted(found)
-
-
 # ---- [4] evaluation -------------------------------------------------------------------------------------
 def eval_arguments(args: argparse.Namespace) -> list[str]:
     return ["--mem_every", str(args.mem_every), "--top", str(args.top), "--device", "cpu"]
@@ -231,8 +204,10 @@ def run_eval_davis(weights: Path, data: Path, output: Path, args: argparse.Names
 def evaluate_in_process(weights: Path, data: Path, output: Path, schedule) -> dict:
     """J&F, J and F of some weights (their recorded similarity) on the validation set with a memory
     schedule, without starting a process (for the learning curve and the ablation table)."""
-    from inference.runner import RunOptions, load_network, run_videos
+    from inference.config import RunOptions
+    from inference.runner import run_videos
     from inference.sources import davis_videos
+    from model.checkpoint import load_network
     from util.metrics import evaluate_davis
 
     network = load_network(weights, torch.device("cpu"))
@@ -277,7 +252,7 @@ def overlay_gif(data: Path, masks: Path, path: Path, videos: int = 4, scale: int
         frames = sorted((data / "JPEGImages" / "480p" / name).glob("*.jpg"))
         row = []
         for frame in frames:
-            image = np.asarray(Image.open(frame).convert("RGB"))
+            image = read_image(frame)
             predicted = read_indexed_png(masks / name / f"{frame.stem}.png")[0]
             truth = read_indexed_png(data / "Annotations" / "480p" / name / f"{frame.stem}.png")[0]
             row.append(np.concatenate([_blend(image, predicted, palette), _blend(image, truth, palette)], axis=1))
@@ -301,50 +276,6 @@ def _blend(image: np.ndarray, labels: np.ndarray, palette: np.ndarray) -> np.nda
     return out.astype(np.uint8)
 
 
-def plot_curve(points: list[tuple[float, float]], baselines: dict[str, float], path: Path,
-               title: str = "J&F on the synthetic validation set") -> None:
-    """A PNG line plot of (minutes, J&F) with horizontal baselines, drawn with OpenCV."""
-    width, height, left, right, top, bottom = 720, 440, 70, 20, 40, 60
-    canvas = np.full((height, width, 3), 255, np.uint8)
-    x_max = max([m for m, _ in points] + [1.0]) * 1.05
-    y_max = min(1.0, max([v for _, v in points] + list(baselines.values()) + [0.1]) * 1.25)
-
-    def xy(minutes: float, value: float) -> tuple[int, int]:
-        return (int(left + minutes / x_max * (width - left - right)),
-                int(height - bottom - value / y_max * (height - top - bottom)))
-
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    for i in range(6):
-        value = y_max * i / 5
-        y = xy(0, value)[1]
-        cv2.line(canvas, (left, y), (width - right, y), (225, 225, 225), 1)
-        cv2.putText(canvas, f"{value:.2f}", (8, y + 5), font, 0.45, (60, 60, 60), 1, cv2.LINE_AA)
-    for i in range(6):
-        minutes = x_max * i / 5
-        x = xy(minutes, 0)[0]
-        cv2.putText(canvas, f"{minutes:.0f}" if x_max >= 5 else f"{minutes:.1f}", (x - 8, height - bottom + 20), font, 0.45, (60, 60, 60), 1, cv2.LINE_AA)
-    cv2.line(canvas, (left, height - bottom), (width - right, height - bottom), (0, 0, 0), 1)
-    cv2.line(canvas, (left, top), (left, height - bottom), (0, 0, 0), 1)
-    cv2.putText(canvas, "training minutes", (width // 2 - 60, height - 15), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(canvas, title, (left, 25), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-    colours = [(0, 0, 200), (0, 140, 0), (160, 90, 0)]
-    for (name, value), colour in zip(baselines.items(), colours):
-        y = xy(0, value)[1]
-        for x in range(left, width - right, 12):
-            cv2.line(canvas, (x, y), (min(x + 6, width - right), y), colour, 1)
-        cv2.putText(canvas, f"{name} {value:.3f}", (width - right - 190, y - 6), font, 0.45, colour, 1, cv2.LINE_AA)
-    line = [xy(m, v) for m, v in points]
-    for a, b in zip(line, line[1:]):
-        cv2.line(canvas, a, b, (200, 60, 0), 2, cv2.LINE_AA)
-    for (m, v), p in zip(points, line):
-        cv2.circle(canvas, p, 4, (200, 60, 0), -1, cv2.LINE_AA)
-    if points:
-        cv2.putText(canvas, f"trained {points[-1][1]:.3f}", (line[-1][0] - 120, line[-1][1] - 10), font, 0.45,
-                    (200, 60, 0), 1, cv2.LINE_AA)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(cv2.imencode(".png", canvas)[1].tobytes())  # BGR colours
-
-
 # ---- the whole demo -------------------------------------------------------------------------------------
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -360,7 +291,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     add_recipe_args(parser)
     recipe = parser.add_argument_group("learning curve")
     recipe.add_argument("--curve_points", type=int, default=5,
-                        help="snapshots evaluated for the learning curve (at most %d)" % MAX_CURVE_POINTS)
+                        help="validations during training (train.py --val_every) for the learning curve "
+                             "(at most %d)" % MAX_CURVE_POINTS)
     evaluation = parser.add_argument_group("evaluation (eval_davis.py flags)")
     evaluation.add_argument("--mem_every", type=int, default=5)
     evaluation.add_argument("--top", type=int, default=20)
@@ -422,19 +354,20 @@ def main(argv: Optional[list[str]] = None) -> int:
           f"(train.py --synthetic)", flush=True)
 
     print(f"\n[3] Training with train.py for about {args.minutes:g} minutes", flush=True)
-    if args.iterations:
-        iterations = args.iterations
-    else:
-        per_iteration = seconds_per_iteration(train_arguments(args, 3, 1000, save_dir, 1000, seed=args.seed))
-        iterations = max(1, int(args.minutes * 60 / per_iteration))
-        print(f"    {per_iteration:.2f} s per iteration here -> {iterations} iterations", flush=True)
     points = min(MAX_CURVE_POINTS, max(1, args.curve_points))
-    save_every = max(1, -(-iterations // points))
-    print(f"    {iterations} iterations, a snapshot every {save_every}", flush=True)
-    arguments = train_arguments(args, 3, iterations, save_dir, save_every, seed=args.seed)
+    if args.iterations:
+        arguments = train_arguments(args, 3, args.iterations, save_dir, args.iterations, seed=args.seed,
+                                    val_root=data, val_points=points)
+        deadline = args.minutes * 60 * 1.15 + 60
+        print(f"    {args.iterations} iterations, validated {points} times", flush=True)
+    else:  # train.py plans the iterations from its measured speed, once start-up is over
+        arguments = train_arguments(args, 3, PLAN_SHAPE, save_dir, 10 * PLAN_SHAPE, seed=args.seed, val_root=data,
+                                    val_points=points, minutes=args.minutes)
+        deadline = args.minutes * 60 * 1.5 + 300  # a safety net: train.py stops itself at the budget
+        print(f"    {args.minutes:g} minutes of training steps (train.py --minutes), validated {points} times",
+              flush=True)
     print("    python train.py " + " ".join(arguments), flush=True)
-    train_started = time.time()
-    weights, done, train_minutes = run_train(arguments, save_dir, args.minutes * 60 * 1.15 + 60)
+    weights, done, train_minutes = run_train(arguments, save_dir, deadline)
 
     print("\n[4] Evaluation on the validation set with eval_davis.py", flush=True)
     trained = run_eval_davis(weights, data, out / "masks", args, zip_too=True)
@@ -449,21 +382,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     print("\n[5] Pictures", flush=True)
     overlay_gif(data, out / "masks", out / "overlay.gif")
     run = _run_folder(save_dir)
-    curve = []
-    for iteration, path in tqdm(snapshots(run), desc="learning curve", unit="snapshot"):
-        minutes = (path.stat().st_mtime - train_started) / 60
-        value = trained["jf"] if path == weights else evaluate_in_process(
-            path, data, out / "curve" / str(iteration), MemorySchedule(mem_every=args.mem_every, top_k=args.top))["jf"]
-        curve.append({"iteration": iteration, "minutes": minutes, "jf": value})
-    if weights.name.endswith("_checkpoint.pth"):
-        curve.append({"iteration": done, "minutes": train_minutes, "jf": trained["jf"]})
-    plot_curve([(0.0, untrained["jf"])] + [(c["minutes"], c["jf"]) for c in curve],
-               {"copy-first": copy_first["jf"], "untrained": untrained["jf"]}, out / "learning_curve.png")
-    shutil.rmtree(out / "curve", ignore_errors=True)
-    for iteration, path in snapshots(run):
-        if path != weights:  # keep the final weights only (and the full checkpoint, to --resume)
-            path.unlink()
-            card_path(path).unlink(missing_ok=True)
+    curve = [{"iteration": int(row["iteration"]), "minutes": row["train_minutes"], "jf": row["jf"]}
+             for row in read_history(run / "val" / "history.csv")]  # validation during training
+    learning_curve([(0.0, untrained["jf"])] + [(c["minutes"], c["jf"]) for c in curve],
+                   {"copy-first": copy_first["jf"], "untrained": untrained["jf"]}, out / "learning_curve.png",
+                   title="J&F on the synthetic validation set")
 
     summary = {
         "jf_trained": trained["jf"], "jf_untrained": untrained["jf"], "jf_copy_first": copy_first["jf"],

@@ -1,16 +1,15 @@
 """DAVIS J&F of a results folder (<sequence>/<frame>.png palette PNGs), as the official toolkit computes it.
 
-Writes global_results-<set>.csv, per-sequence_results-<set>.csv and results.json into the results folder.
-Example: python scripts/evaluate_davis.py --davis_path ../DAVIS/2017/trainval --results output/d17
+Writes global_results-<set>.csv, per-sequence_results-<set>.csv and results.json into the results folder
+(and with --plot per-sequence_results-<set>.png, each object's J and F as bars). Example: python scripts/evaluate_davis.py --davis_path ../DAVIS/2017/trainval --results output/d17
 """
 import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from util.fileio import InputError  # noqa: E402
-from util.metrics import evaluate_davis, format_tables  # noqa: E402
+from util.fileio import InputError
+from util.metrics import evaluate_davis, format_tables
+from util.plots import per_object_chart
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -25,6 +24,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workers", type=int,
                         help="processes, one sequence each at a time (default: min(2, CPUs) for sets of more than "
                              "about 240 frames at 480p, else 1)")
+    parser.add_argument("--plot", action="store_true", help="also chart each object's J and F")
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -40,6 +40,10 @@ def main(argv: list[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(format_tables(numbers, args.set))
+    if args.plot:
+        chart = args.results / f"per-sequence_results-{args.set}.png"
+        per_object_chart(numbers, chart, f"DAVIS {args.year} {args.set}: {args.results.name}")
+        print(f"chart: {chart}")
     return 0
 
 

@@ -6,9 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dataset.synthetic_layouts import LAYOUTS, SyntheticSpec, write_layout  # noqa: E402
+from dataset.synthetic_layouts import LAYOUTS, SyntheticSpec, write_layout
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

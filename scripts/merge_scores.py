@@ -6,13 +6,10 @@ with --zip the benchmark's submission.zip. Example (the paper's multi-scale test
   python scripts/merge_scores.py --inputs out/yv_480 out/yv_480_flip out/yv_600 out/yv_600_flip --output out/yv_ms --zip
 """
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from inference.merge import merge_runs  # noqa: E402
-from util.config import run_cli  # noqa: E402
+from inference.merge import merge_runs
+from util.cli import run_cli
 
 
 def main() -> int:

@@ -21,9 +21,8 @@ from typing import Callable
 from PIL import Image
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from util.fileio import InputError, atomic_dir  # noqa: E402
+from util.fileio import InputError, atomic_dir
+from util.imageio import open_image
 
 Pair = tuple[Path, Path, Path]  # (image, mask, output path relative to --out, without suffix)
 
@@ -55,12 +54,8 @@ def fitted_size(width: int, height: int, max_size: int) -> tuple[int, int]:
 
 def _open(path: Path) -> Image.Image:
     """The loaded image at `path`; InputError naming it if it cannot be read."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image
-    except (OSError, SyntaxError, ValueError) as error:
-        raise InputError(f"{path}: cannot read the image ({error})") from None
+    with open_image(path) as image:
+        return image
 
 
 def resize_pair(job: tuple[Pair, Path, int]) -> None:

@@ -17,10 +17,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from util.fileio import InputError, atomic_dir  # noqa: E402
-from util.palette import read_indexed_png, write_indexed_png  # noqa: E402
+from util.fileio import InputError, atomic_dir
+from util.imageio import open_image, read_indexed_png, write_indexed_png
 
 FOLDERS = (("JPEGImages", ".jpg"), ("Annotations", ".png"))
 
@@ -48,11 +46,8 @@ def shorter_side_size(width: int, height: int, shorter: int) -> tuple[int, int]:
 
 def resize_frame(source: Path, target: Path, shorter: int) -> None:
     """Write the RGB frame `source` resized (bicubic) to `target` as a JPEG."""
-    try:
-        with Image.open(source) as image:
-            rgb = image.convert("RGB")
-    except (OSError, SyntaxError, ValueError) as error:
-        raise InputError(f"{source}: cannot read the image ({error})") from None
+    with open_image(source) as image:
+        rgb = image.convert("RGB")
     size = shorter_side_size(*rgb.size, shorter)
     if size == rgb.size:
         shutil.copyfile(source, target)

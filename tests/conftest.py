@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from dataset.synthetic_layouts import SyntheticSpec, write_layout
-from util.reference import deterministic_stcn as build_deterministic_stcn
-from util.reference import deterministic_weights_fn
+from inference.reference import deterministic_stcn as build_deterministic_stcn
+from inference.reference import deterministic_weights_fn
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference"

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from eval_helpers import ROOT, run_script
-from util.palette import read_indexed_png
+
+from util.imageio import read_indexed_png
 
 
 def _train(data_roots, save_dir, stage, *extra, check=True):
@@ -125,8 +125,8 @@ def test_similarity_is_taken_from_the_card_and_a_contradiction_stops(data_roots,
 def test_stm_trains_under_bfloat16_autocast(data_roots):
     from dataset.sampling import SeededSamples
     from dataset.vos_dataset import davis_train
-    from model.trainer import Trainer
-    from util.config import TrainConfig, training_parser
+    from training.config import TrainConfig, training_parser
+    from training.trainer import Trainer
 
     config = TrainConfig.from_args(training_parser().parse_args(
         ["--stage", "3", "--arch", "stm", "--no_pretrained", "--crop_size", "64", "-b", "2", "--cpu_amp"]))

@@ -8,10 +8,10 @@ import zipfile
 
 import numpy as np
 import torch
+from eval_helpers import ROOT, run_script
 from PIL import Image
 
-from eval_helpers import ROOT, run_script
-from util.palette import read_indexed_png, write_indexed_png
+from util.imageio import read_indexed_png, write_indexed_png
 
 
 def _sequences(davis_root):
@@ -204,9 +204,10 @@ def test_amp_runs_in_bfloat16_on_the_cpu(reference_dir, weights, tmp_path):
 
 
 def test_amp_option_runs_the_network_in_bfloat16_with_fp32_probabilities(reference_dir, deterministic_stcn):
+    from inference.config import RunOptions
     from inference.core import InferenceCore
-    from inference.runner import RunOptions, autocast
-    from util.image import normalise
+    from inference.runner import autocast
+    from util.preprocess import normalise
 
     clip = np.load(reference_dir / "inference_2obj.npz")
     dtypes = []

@@ -5,11 +5,11 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from eval_helpers import run_script
 from PIL import Image
 
-from eval_helpers import run_script
 from inference.merge import merge_frame
-from util.palette import read_indexed_png, write_indexed_png
+from util.imageio import read_indexed_png, write_indexed_png
 
 
 def _davis_run(weights, davis_root, out, *extra):

@@ -1,6 +1,7 @@
 """torchrun conventions: rank and world size from the environment, process group set-up, the device."""
 import os
 import resource
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 import torch.distributed as dist
@@ -59,3 +60,10 @@ def peak_memory_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def autocast(device: torch.device, enabled: bool) -> AbstractContextManager:
+    """Mixed precision as the project uses it: fp16 autocast on CUDA, bf16 on the CPU; off if not enabled."""
+    if not enabled:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)

@@ -12,7 +12,8 @@ from typing import Iterator, Union
 
 
 class InputError(Exception):
-    """Bad input data; the message names the file and the problem (scripts print it and exit with 2)."""
+    """Bad input (a file, folder or flag); the message names it and the problem. Entry scripts print it
+    and exit with 2 (`util.cli.run_cli`); the checkpoint and pretrained-weights errors derive from it."""
 
 
 def _temporary_sibling(path: Path) -> Path:

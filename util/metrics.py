@@ -21,11 +21,10 @@ from typing import Iterator, Optional, Union
 
 import cv2
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from util.fileio import InputError, atomic_path
-from util.palette import read_indexed_png
+from util.imageio import open_image, read_indexed_png
 
 VOID_LABEL = 255
 BOUNDARY_TOLERANCE = 0.008  # of the image diagonal, as in the toolkit
@@ -247,7 +246,7 @@ def _pixel_frames(annotation_root: Path, sequences: list[str]) -> int:
     for sequence in sequences:
         frames = sorted((annotation_root / sequence).glob("*.png"))
         if frames:
-            with Image.open(frames[0]) as first:
+            with open_image(frames[0]) as first:
                 total += len(frames) * first.width * first.height
     return total
 

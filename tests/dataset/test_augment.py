@@ -4,10 +4,22 @@ import pytest
 import torch
 from PIL import Image
 
-from dataset.augment import (MEAN_FILL, ColourJitter, Compose, PerFrame, RandomAffine, RandomCrop, RandomGrayscale,
-                             RandomHorizontalFlip, RandomResizedCrop, RandomTPS, ResizeShorter, to_sample)
+from dataset.augment import (
+    MEAN_FILL,
+    ColourJitter,
+    Compose,
+    PerFrame,
+    RandomAffine,
+    RandomCrop,
+    RandomGrayscale,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    RandomTPS,
+    ResizeShorter,
+    to_sample,
+)
 from dataset.tps import fit_tps, remap, tps_maps
-from util.image import IMAGENET_MEAN, IMAGENET_STD
+from util.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 GEOMETRIC = {
     "flip": RandomHorizontalFlip(p=1.0),

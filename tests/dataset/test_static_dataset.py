@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from dataset.static_dataset import STATIC_SETS, StaticDataset
 from dataset.synthetic_layouts import SyntheticSpec, write_layout
 from util.fileio import InputError
-from util.image import IMAGENET_MEAN, IMAGENET_STD
+from util.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 CROP = 64
 IMAGES = 2  # per folder; FSS has 2 classes of IMAGES

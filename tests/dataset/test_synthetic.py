@@ -13,7 +13,7 @@ from PIL import Image
 from dataset import synthetic_layouts
 from dataset.synthetic import SHAPES, generate_image, generate_video, sample_rng
 from dataset.synthetic_layouts import SyntheticSpec, write_layout
-from util.palette import DAVIS_PALETTE
+from util.imageio import DAVIS_PALETTE
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = (64, 96)

@@ -8,10 +8,19 @@ from PIL import Image
 
 from dataset.checks import check_roots
 from dataset.synthetic_layouts import SyntheticSpec, write_layout
-from dataset.vos_dataset import (VideoFolders, VOSDataset, bl30k_train, davis_train, main_training_set, pick_frames,
-                                 pick_objects, repeat_concat, youtube_train)
+from dataset.vos_dataset import (
+    VideoFolders,
+    VOSDataset,
+    bl30k_train,
+    davis_train,
+    main_training_set,
+    pick_frames,
+    pick_objects,
+    repeat_concat,
+    youtube_train,
+)
 from util.fileio import InputError
-from util.palette import write_indexed_png
+from util.imageio import write_indexed_png
 
 CROP = 64
 SIZE = (64, 96)
@@ -186,15 +195,14 @@ def test_bad_video_folders_are_named(roots, tmp_path):
 
 
 def test_check_roots_passes_on_complete_roots(roots):
-    check_roots(0, static_root=roots["static"])
-    check_roots(1, bl_root=roots["bl"])
-    for stage in (2, 3):
-        check_roots(stage, yv_root=roots["yv"], davis_root=roots["davis"])
+    check_roots("static", "stage 0", static_root=roots["static"])
+    check_roots("bl30k", "stage 1", bl_root=roots["bl"])
+    check_roots("vos", "stage 3", yv_root=roots["yv"], davis_root=roots["davis"])
 
 
 def test_check_roots_names_every_missing_path(roots, tmp_path):
     with pytest.raises(InputError) as error:
-        check_roots(3, yv_root=tmp_path / "YouTube", davis_root=roots["davis"] / "..")
+        check_roots("vos", "stage 3 (main training)", yv_root=tmp_path / "YouTube", davis_root=roots["davis"] / "..")
     message = str(error.value)
     assert message.startswith("stage 3 (main training) needs these datasets, missing or empty:")
     assert "2017/trainval/JPEGImages/480p: no such folder" in message
@@ -203,18 +211,18 @@ def test_check_roots_names_every_missing_path(roots, tmp_path):
     assert f"{tmp_path / 'YouTube'}: no such folder" in message
 
     with pytest.raises(InputError, match=r"(?s)bl_root not given"):
-        check_roots(1, static_root=roots["static"])
+        check_roots("bl30k", "stage 1", static_root=roots["static"])
     empty = tmp_path / "static"
     (empty / "fss").mkdir(parents=True)
     with pytest.raises(InputError) as error:
-        check_roots(0, static_root=empty)
+        check_roots("static", "stage 0", static_root=empty)
     message = str(error.value)
     assert f"{empty / 'fss'}: empty folder" in message and f"{empty / 'HRSOD_small'}: no such folder" in message
-    with pytest.raises(ValueError, match="unknown stage 4"):
-        check_roots(4)
+    with pytest.raises(ValueError, match="unknown kind of training data 'davis'"):
+        check_roots("davis", "stage 3")
 
 
 def test_check_roots_suggests_resizing_youtube(roots, tmp_path):
     (tmp_path / "YouTube" / "train").mkdir(parents=True)
     with pytest.raises(InputError, match="python scripts/resize_youtube.py --in .*YouTube/train --out"):
-        check_roots(2, yv_root=tmp_path / "YouTube", davis_root=roots["davis"])
+        check_roots("vos", "stage 2", yv_root=tmp_path / "YouTube", davis_root=roots["davis"])

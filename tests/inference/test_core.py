@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from inference.core import InferenceCore, MemorySchedule, plan_frames
-from util.image import normalise
-from util.reference import segment_reference_clip
+from inference.reference import segment_reference_clip
+from util.preprocess import normalise
 
 
 @pytest.fixture(scope="module")

@@ -93,8 +93,7 @@ def test_frame_terms_give_the_same_values_and_logits(deterministic_stcn):
         shared = net.encode_value(frame, features.f16, masks, net.value_encoder.frame_terms(features.f16))
         torch.testing.assert_close(shared, plain, rtol=1e-4, atol=1e-4)
         readout = torch.randn(1, 3, 512, 4, 6)
-        terms = net.decoder.frame_terms(features.f16_thin, features.f8, features.f4)
-        torch.testing.assert_close(net.decode(readout, features, terms), net.decode(readout, features),
+        torch.testing.assert_close(net.decode(readout, features, share_frame_terms=True), net.decode(readout, features),
                                    rtol=1e-4, atol=1e-4)
 
 

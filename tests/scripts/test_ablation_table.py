@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-
 from eval_helpers import ROOT, run_script
 
 TINY = ["--iterations", "1", "--seeds", "2", "--size", "32", "48", "--val_videos", "2", "--val_frames", "6",
@@ -73,3 +72,12 @@ def test_summary_statistics_and_verdicts():
     assert module.verdict(0.05, math.nan, +1).startswith("one seed")
     single = module.summarise(results[:4])
     assert math.isnan(single[0]["jf_std"])
+
+
+def test_the_budget_probe_times_the_recipe(tmp_path):
+    """With --minutes the table times each architecture's training step to give all the same iterations."""
+    table = _module()
+    args = table.parse_args(["--out", str(tmp_path), "--minutes", "1", "--size", "32", "48", "--train_frames", "5",
+                             "--batch", "1"])
+    seconds = table.seconds_per_iteration(table.train_arguments(args, 3, 10, tmp_path, 10), steps=1)
+    assert 0 < seconds < 60

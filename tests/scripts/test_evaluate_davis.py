@@ -11,8 +11,8 @@ from PIL import Image
 
 from dataset.synthetic_layouts import SyntheticSpec, write_layout
 from util.fileio import InputError
+from util.imageio import read_indexed_png, write_indexed_png
 from util.metrics import evaluate_davis
-from util.palette import read_indexed_png, write_indexed_png
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE = (40, 60)
@@ -229,3 +229,16 @@ def test_bad_davis_path(davis, tmp_path, layout_problem):
     message = done.stderr.splitlines()[-1]
     assert message.startswith("error: ") and str(culprit) in message
     assert not any((results / name).exists() for name in OUTPUTS)
+
+
+def test_plot_charts_every_object(davis, tmp_path):
+    results = perfect_results(davis, tmp_path / "results")
+    done = run(davis, results, "--plot")
+    assert done.returncode == 0, done.stderr
+    chart = results / "per-sequence_results-val.png"
+    assert f"chart: {chart}" in done.stdout
+    with Image.open(chart) as image:
+        assert image.format == "PNG"
+        pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
+    for colour in ((31, 119, 180), (255, 127, 14)):  # J bars (tab:blue) and F bars (tab:orange), all at 1.0
+        assert (pixels == colour).all(axis=1).sum() > 3 * 0.5 * image.width * 4  # 3 long bars of each

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from dataset.synthetic_layouts import SyntheticSpec, write_layout
-from util.palette import DAVIS_PALETTE, read_indexed_png
+from util.imageio import DAVIS_PALETTE, read_indexed_png
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = (64, 96)

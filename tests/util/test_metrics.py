@@ -4,8 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from util.metrics import (boundary_map, boundary_measure, disk, evaluate_sequence, region_similarity,
-                          statistics)
+from util.metrics import boundary_map, boundary_measure, disk, evaluate_sequence, region_similarity, statistics
 
 
 def square(shift_x: int = 0, shift_y: int = 0, size: int = 100) -> np.ndarray:

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from util.fileio import InputError, atomic_dir, atomic_path
-from util.palette import DAVIS_PALETTE, read_indexed_png, write_indexed_png
+from util.imageio import DAVIS_PALETTE, read_indexed_png, write_indexed_png
 
 
 def entries(path: Path) -> list[str]:

@@ -7,10 +7,10 @@ import threading
 
 import pytest
 import torch
-
 from eval_helpers import ROOT, run_script
-from model.trainer import Trainer, TrainingError, lr_factor
-from util.config import STAGES, TrainConfig, training_parser
+
+from training.config import STAGES, TrainConfig, training_parser
+from training.trainer import Trainer, TrainingError, lr_factor
 from util.fileio import InputError
 
 

@@ -1,71 +1,13 @@
-"""Command-line configuration of the evaluation scripts: one object built from argparse."""
+"""train.py's flags, the supplementary's numbers per stage, and the configuration object of a run."""
 import argparse
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
-from inference.core import MemorySchedule
-from inference.runner import RunOptions
-from model.backbones import BACKBONES, PretrainedWeightsError
-from model.checkpoint import ARCHS, CheckpointError
+from model.backbones import BACKBONES
+from model.checkpoint import ARCHS, read_checkpoint, resolve_spec
 from model.memory import SIMILARITIES
-from util.distributed import pick_device
 from util.fileio import InputError
-
-
-def add_inference_args(parser: argparse.ArgumentParser, default_size: Optional[int] = None) -> None:
-    """Flags shared by every evaluation script (names as in the original code where it had them)."""
-    parser.add_argument("--model", required=True, type=Path, help="network weights (stcn.pth or ours)")
-    parser.add_argument("--output", required=True, type=Path, help="output folder")
-    parser.add_argument("--top", type=int, default=20, help="top-k memory readout; 0 = full softmax")
-    parser.add_argument("--mem_every", type=int, default=5, help="add a frame to memory every N frames")
-    parser.add_argument("--include_last", action="store_true", help="keep the previous frame as temporary memory")
-    parser.add_argument("--max_mem_frames", type=int, default=None,
-                        help="cap memory frames per object group (first frame kept); default unlimited")
-    parser.add_argument("--similarity", choices=SIMILARITIES, default=None,
-                        help="memory similarity (Table 1); default: the one the weights were trained with "
-                             "(their card <weights>.json), else the architecture's (l2 for STCN, dot for STM)")
-    parser.add_argument("--kmn_sigma", type=float, default=None,
-                        help="kernelized memory reading (KMN) with this Gaussian std at stride 16; the paper "
-                             "uses it for 600p (KMN's own value: 7)")
-    parser.add_argument("--flip", action="store_true", help="process horizontally flipped frames (test-time aug.)")
-    parser.add_argument("--save_scores", action="store_true",
-                        help="also write each output frame's probabilities (uint8) for scripts/merge_scores.py")
-    parser.add_argument("--size", type=int, default=default_size,
-                        help="process at this shorter side (default: %(default)s; None = as stored)")
-    parser.add_argument("--amp", action="store_true", help="fp16 autocast on CUDA, bf16 on the CPU")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """What every evaluation script needs: weights, output, memory schedule and run options."""
-
-    model: Path
-    output: Path
-    schedule: MemorySchedule
-    options: RunOptions
-    similarity: Optional[str] = None  # None: as recorded with the weights
-    save_scores: bool = False
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "EvalConfig":
-        if args.mem_every < 1:
-            raise InputError(f"--mem_every must be at least 1, got {args.mem_every}")
-        schedule = MemorySchedule(args.mem_every, args.include_last, args.top, args.max_mem_frames, args.kmn_sigma)
-        options = RunOptions(pick_device(args.device), args.amp, args.size, getattr(args, "overlay", False),
-                             args.flip)
-        return cls(args.model, args.output, schedule, options, args.similarity, args.save_scores)
-
-
-def run_cli(main: Callable[[], int]) -> None:
-    """Run a script's main; bad input ends with one line naming the file and exit code 2."""
-    try:
-        sys.exit(main())
-    except (InputError, CheckpointError, PretrainedWeightsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 @dataclass(frozen=True)
@@ -77,15 +19,16 @@ class StageDefaults:
     batch_size: int
     single_object: bool
     data: str  # 'static', 'bl30k' or 'vos'
+    name: str
 
 
 # Stage numbers as in the original code: 0 static pretraining, 1 BL30K, 2 main training after BL30K
 # (extended to 300K), 3 main training (150K).
 STAGES = {
-    0: StageDefaults(300_000, (150_000,), 16, True, "static"),
-    1: StageDefaults(500_000, (450_000,), 8, False, "bl30k"),
-    2: StageDefaults(300_000, (250_000,), 8, False, "vos"),
-    3: StageDefaults(150_000, (125_000,), 8, False, "vos"),
+    0: StageDefaults(300_000, (150_000,), 16, True, "static", "static image pretraining"),
+    1: StageDefaults(500_000, (450_000,), 8, False, "bl30k", "BL30K training"),
+    2: StageDefaults(300_000, (250_000,), 8, False, "vos", "main training after BL30K"),
+    3: StageDefaults(150_000, (125_000,), 8, False, "vos", "main training"),
 }
 
 
@@ -138,8 +81,18 @@ def training_parser() -> argparse.ArgumentParser:
     parser.add_argument("--benchmark", action="store_true", help="torch.backends.cudnn.benchmark")
     parser.add_argument("--debug", action="store_true", help="log every iteration and images every 10")
     parser.add_argument("--max_nonfinite", type=int, default=10, help="stop after this many non-finite losses in a row")
+    parser.add_argument("--minutes", type=float,
+                        help="train for this many minutes of training steps (validation and checkpoints come on "
+                             "top): the total iterations are planned from the measured speed, the -i/--steps "
+                             "schedule stretched to them, and recorded so that -i N --steps S repeats the run")
     parser.add_argument("--stop_at", type=int, help="stop at this iteration with a checkpoint to --resume from "
                                                      "(e.g. to fit a job time limit)")
+    parser.add_argument("--val_root", type=Path,
+                        help="validate on the val list of this DAVIS 2017-layout set (J&F, in-process) every "
+                             "--val_every iterations and at the end; the best network is kept as <run>_best.pth")
+    parser.add_argument("--val_every", type=int, default=0, help="validation interval (0: at the end only)")
+    parser.add_argument("--val_points", type=int, default=0,
+                        help="instead of --val_every: validate this many times, evenly over the (planned) run")
     parser.add_argument("--synthetic", type=int, nargs=3, metavar=("H", "W", "FRAMES"),
                         help="train on a fresh synthetic sample per sample (dataset/synthetic_online.py) instead of "
                              "the stage's datasets: HxW frames (images for stage 0), videos of FRAMES frames")
@@ -193,6 +146,17 @@ class TrainConfig:
     max_nonfinite: int
     synthetic: Optional[tuple[int, int, int]] = None  # (H, W, frames) of fresh synthetic samples
     synthetic_pool: int = 0  # > 0: a fixed set of that many synthetic videos instead of fresh ones
+    val_root: Optional[Path] = None  # held-out DAVIS-layout set validated during training
+    val_every: int = 0
+    val_points: int = 0
+    minutes: Optional[float] = None  # a training-time budget (training/budget.py)
+
+    @property
+    def validation_interval(self) -> int:
+        """Iterations between validations (0: only at the end)."""
+        if self.val_points:
+            return max(1, -(-self.iterations // self.val_points))
+        return self.val_every
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
@@ -205,6 +169,15 @@ class TrainConfig:
             raise InputError("--synthetic_pool needs --synthetic")
         if pool < 0:
             raise InputError(f"--synthetic_pool must be at least 0, got {pool}")
+        val_root, val_every = getattr(args, "val_root", None), getattr(args, "val_every", 0)
+        val_points, minutes = getattr(args, "val_points", 0), getattr(args, "minutes", None)
+        if val_every < 0 or (val_every and val_root is None):
+            raise InputError(f"--val_every {val_every}: give a positive interval, with --val_root")
+        if val_points < 0 or (val_points and (val_root is None or val_every)):
+            raise InputError(f"--val_points {val_points}: give a positive count, with --val_root and without "
+                             f"--val_every")
+        if minutes is not None and minutes <= 0:
+            raise InputError(f"--minutes must be positive, got {minutes}")
         arch = getattr(args, "arch", None) or "stcn"
         if getattr(args, "no_cbam", False) and arch != "stcn":
             raise InputError("--no_cbam is an STCN ablation (STM has no fusion block)")
@@ -226,8 +199,28 @@ class TrainConfig:
             save_every=args.save_every, log_every=log_every, log_image_every=log_image_every, seed=args.seed,
             device=args.device, amp=not args.no_amp, cpu_amp=args.cpu_amp, pretrained=not args.no_pretrained,
             benchmark=args.benchmark, max_nonfinite=args.max_nonfinite,
-            synthetic=synthetic, synthetic_pool=pool,
+            synthetic=synthetic, synthetic_pool=pool, val_root=val_root, val_every=val_every,
+            val_points=val_points, minutes=minutes,
         )
 
     def to_json(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+
+def adopt_weights_structure(config: TrainConfig, arch_flag: Optional[str], similarity_flag: Optional[str]) -> TrainConfig:
+    """What the weights we start from, if any, decide: architecture, key encoder variant and CBAM (no flag
+    needed), and without --similarity the similarity they were trained with. A contradicting --arch is an
+    error."""
+    source = config.resume or config.load_network
+    if source is None:
+        return config
+    found = resolve_spec(source, read_checkpoint(source))  # the similarity as recorded (no flag to contradict)
+    if arch_flag and found.arch != arch_flag:
+        raise InputError(f"{source}: holds an {found.arch.upper()} network; --arch {arch_flag} cannot load it "
+                         f"(pass --arch {found.arch} or no --arch)")
+    if found.backbone != config.backbone:
+        print(f"{source} holds a {found.backbone} key encoder: using it (not --backbone {config.backbone})")
+    if found.cbam != config.cbam:
+        print(f"{source} was trained {'with' if found.cbam else 'without'} CBAM: keeping that")
+    return replace(config, arch=found.arch, backbone=found.backbone, cbam=found.cbam,
+                   similarity=similarity_flag or found.similarity)

@@ -1,36 +1,28 @@
-"""Training: one trainer for every stage, one process or many under torchrun.
+"""The trainer: one for every stage, one process or many under torchrun.
 
 `Trainer` owns the network (DDP-wrapped under torchrun), Adam, the learning-rate schedule, the AMP
-grad scaler, checkpoints and logging. A full checkpoint holds everything needed to continue exactly:
+grad scaler and checkpoints (the loop that drives it is `training.loop`). A full checkpoint holds everything needed to continue exactly:
 on the CPU with a fixed seed, a run stopped at iteration k and resumed ends with the same weights as
 a run that was never stopped (the data stream is a function of seed, rank and iteration only).
 """
-import math
-import re
 import random
-import signal
-import subprocess
-import time
+import re
 import warnings
-from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.tensorboard import SummaryWriter
-from torchvision.utils import make_grid
-from tqdm import tqdm
 
 from model.checkpoint import NetworkSpec, load_weights, save_weights, write_checkpoint
 from model.losses import BootstrapSchedule, stcn_loss
-from util.config import TrainConfig
-from util.image import IMAGENET_MEAN, IMAGENET_STD
+from training.config import TrainConfig
+from util.distributed import autocast
 
 
 class TrainingError(RuntimeError):
@@ -71,34 +63,6 @@ def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-class StopFlag:
-    """Set by SIGTERM/SIGINT; the loop checks it between iterations, saves and leaves."""
-
-    def __init__(self) -> None:
-        self.raised = False
-        self._previous = {}
-
-    def __enter__(self) -> "StopFlag":
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.raised = True
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 @dataclass
 class RunPaths:
     """Where a run writes: `<save_dir>/<name>/<name>_<iteration>.pth`, `<name>_checkpoint.pth`, logs."""
@@ -132,20 +96,24 @@ class Trainer:
                       if world_size > 1 else self.network)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.lr, betas=(0.9, 0.999),
                                           weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda it: lr_factor(it, config.steps, config.gamma, config.warmup))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(  # reads self.config: a budget may re-plan it
+            self.optimizer, lambda it: lr_factor(it, self.config.steps, self.config.gamma, self.config.warmup))
         self.use_amp = config.amp and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.bootstrap = BootstrapSchedule(config.bootstrap_start, config.bootstrap_end, config.bootstrap_top_p)
         self.iteration = 0
         self.nonfinite_in_a_row = 0
+        self.train_seconds = 0.0  # time spent in training steps over the whole run (resumes included)
+        self.best_val: Optional[float] = None  # best validation J&F so far (--val_root)
+        self.plan_frozen = False  # with --minutes: the planned iterations are final
 
     def autocast(self):
-        if self.use_amp:
-            return torch.autocast("cuda", dtype=torch.float16)
-        if self.config.cpu_amp and self.device.type == "cpu":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return nullcontext()
+        """fp16 on CUDA (with the scaler) unless --no_amp; bf16 on the CPU only with --cpu_amp."""
+        return autocast(self.device, self.use_amp or (self.config.cpu_amp and self.device.type == "cpu"))
+
+    def replan(self, iterations: int, steps: tuple[int, ...]) -> None:
+        """Run for `iterations` with learning-rate `steps` from now on (a training-time budget's plan)."""
+        self.config = replace(self.config, iterations=iterations, steps=steps)
 
     def train_mode(self) -> None:
         self.model.train()
@@ -219,6 +187,9 @@ class Trainer:
             "run_name": run.name,
             "world_size": self.world_size,
             "config": self.config.to_json(),
+            "train_seconds": self.train_seconds,
+            "best_val": self.best_val,
+            "plan_frozen": self.plan_frozen,
         }
 
     def save(self, run: RunPaths, network_too: bool = True) -> None:
@@ -241,84 +212,16 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.iteration = state["iteration"]
+        self.train_seconds = state.get("train_seconds", 0.0)
+        self.best_val = state.get("best_val")
+        saved = state.get("config", {})
+        if self.config.minutes and state.get("plan_frozen"):  # a budgeted run keeps its final plan
+            self.replan(saved["iterations"], tuple(saved["steps"]))
+            self.plan_frozen = True
         rng = state["rng"]
         if len(rng) == self.world_size:
             set_rng_state(rng[self.rank])
         return state["run_name"]
-
-
-def denormalise(rgb: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN, device=rgb.device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=rgb.device).view(3, 1, 1)
-    return (rgb * std + mean).clamp(0, 1)
-
-
-def image_grid(batch: dict, out: dict) -> torch.Tensor:
-    """Rows: frames, predicted first-object masks, ground truth, for the first sample of the batch."""
-    frames = denormalise(batch["rgb"][0].float().cpu())  # T, 3, H, W
-    num_frames = frames.shape[0]
-    gt = batch["gt"][0].float().cpu().expand(-1, 3, -1, -1)
-    pred = [batch["gt"][0, 0].float().cpu()] + [out[f"mask_{t}"][0, :1].float().detach().cpu()
-                                                for t in range(1, num_frames)]
-    pred = torch.stack(pred).expand(-1, 3, -1, -1)
-    return make_grid(torch.cat([frames, pred, gt]), nrow=num_frames)
-
-
-def run_training(trainer: Trainer, batches: Iterator[dict], run: RunPaths, stop_at: Optional[int] = None) -> dict:
-    """The loop: steps until the configured iterations (or `stop_at`), logging on rank 0, saving every
-    `save_every`, at the end and on SIGTERM/SIGINT. Returns a summary."""
-    config = trainer.config
-    end = min(config.iterations, stop_at) if stop_at else config.iterations
-    writer = SummaryWriter(str(run.folder / "logs")) if trainer.rank == 0 else None
-    if writer is not None and trainer.iteration == 0:
-        writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in config.to_json().items()))
-        writer.add_text("git_commit", git_commit())
-    trainer.train_mode()
-    started, start_iteration, last_loss = time.perf_counter(), trainer.iteration, math.nan
-    progress = tqdm(total=end, initial=trainer.iteration, desc=f"stage {config.stage}", unit="it",
-                    disable=trainer.rank != 0, dynamic_ncols=True)
-    interrupted = False
-    with StopFlag() as stop, progress:
-        while trainer.iteration < end:
-            tick = time.perf_counter()
-            batch = next(batches)
-            data_seconds = time.perf_counter() - tick
-            iteration = trainer.iteration
-            result = trainer.step(batch)
-            if result is not None:
-                out, losses = result
-                last_loss = losses["total_loss"].item()
-                progress.set_postfix(loss=f"{last_loss:.4f}", p=f"{losses['p'].item():.2f}")
-                if writer is not None and iteration % config.log_every == 0:
-                    for key, value in losses.items():
-                        writer.add_scalar(f"train/{key}", float(value.detach()), iteration)
-                    writer.add_scalar("train/lr", trainer.scheduler.get_last_lr()[0], iteration)
-                    writer.add_scalar("train/seconds_per_iteration", time.perf_counter() - tick, iteration)
-                    writer.add_scalar("train/data_seconds", data_seconds, iteration)
-                if writer is not None and iteration % config.log_image_every == 0:
-                    writer.add_image("train/frames_prediction_truth", image_grid(batch, out), iteration)
-            progress.update()
-            if trainer.iteration % config.save_every == 0 and trainer.iteration < end:
-                trainer.save(run)
-            if _agreed_stop(stop.raised, trainer):
-                interrupted = True
-                break
-        trainer.save(run, network_too=not interrupted)
-    if writer is not None:
-        writer.close()
-    minutes = (time.perf_counter() - started) / 60
-    return {"iteration": trainer.iteration, "iterations_run": trainer.iteration - start_iteration,
-            "minutes": minutes, "last_loss": last_loss, "interrupted": interrupted,
-            "checkpoint": str(run.checkpoint), "network": str(run.network(trainer.iteration))}
-
-
-def _agreed_stop(raised: bool, trainer: Trainer) -> bool:
-    """All ranks stop at the same iteration if any of them was signalled."""
-    if trainer.world_size == 1:
-        return raised
-    flag = torch.tensor(float(raised), device=trainer.device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return flag.item() > 0
 
 
 def new_run(config: TrainConfig) -> RunPaths:

@@ -8,7 +8,7 @@ import torch
 
 from inference.core import InferenceCore, MemorySchedule
 from model.network import STCN
-from util.image import normalise
+from util.preprocess import normalise
 
 DEFAULT_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 

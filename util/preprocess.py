@@ -1,4 +1,4 @@
-"""Frame preprocessing shared by training and inference: ImageNet normalisation and /16 padding."""
+"""Frame preprocessing shared by training and inference: ImageNet normalisation (and back) and /16 padding."""
 from typing import Union
 
 import numpy as np
@@ -17,6 +17,13 @@ def normalise(rgb: Union[np.ndarray, torch.Tensor]) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return image.sub_(mean).div_(std)
+
+
+def denormalise(rgb: torch.Tensor) -> torch.Tensor:
+    """Normalised float (..., 3, H, W) -> RGB in [0, 1], for pictures of training samples."""
+    mean = torch.tensor(IMAGENET_MEAN, device=rgb.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=rgb.device).view(3, 1, 1)
+    return (rgb * std + mean).clamp(0, 1)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = 16) -> tuple[torch.Tensor, Pads]:

@@ -1,0 +1,69 @@
+"""The evaluation scripts' flags and the one configuration object built from them."""
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from inference.core import MemorySchedule
+from model.memory import SIMILARITIES
+from util.distributed import pick_device
+from util.fileio import InputError
+
+
+def add_inference_args(parser: argparse.ArgumentParser, default_size: Optional[int] = None) -> None:
+    """Flags shared by every evaluation script (names as in the original code where it had them)."""
+    parser.add_argument("--model", required=True, type=Path, help="network weights (stcn.pth or ours)")
+    parser.add_argument("--output", required=True, type=Path, help="output folder")
+    parser.add_argument("--top", type=int, default=20, help="top-k memory readout; 0 = full softmax")
+    parser.add_argument("--mem_every", type=int, default=5, help="add a frame to memory every N frames")
+    parser.add_argument("--include_last", action="store_true", help="keep the previous frame as temporary memory")
+    parser.add_argument("--max_mem_frames", type=int, default=None,
+                        help="cap memory frames per object group (first frame kept); default unlimited")
+    parser.add_argument("--similarity", choices=SIMILARITIES, default=None,
+                        help="memory similarity (Table 1); default: the one the weights were trained with "
+                             "(their card <weights>.json), else the architecture's (l2 for STCN, dot for STM)")
+    parser.add_argument("--kmn_sigma", type=float, default=None,
+                        help="kernelized memory reading (KMN) with this Gaussian std at stride 16; the paper "
+                             "uses it for 600p (KMN's own value: 7)")
+    parser.add_argument("--flip", action="store_true", help="process horizontally flipped frames (test-time aug.)")
+    parser.add_argument("--save_scores", action="store_true",
+                        help="also write each output frame's probabilities (uint8) for scripts/merge_scores.py")
+    parser.add_argument("--size", type=int, default=default_size,
+                        help="process at this shorter side (default: %(default)s; None = as stored)")
+    parser.add_argument("--amp", action="store_true", help="fp16 autocast on CUDA, bf16 on the CPU")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: device, mixed precision, processing size (shorter side; None = as stored), overlay
+    video, horizontally flipped processing (test-time augmentation)."""
+
+    device: torch.device = torch.device("cpu")
+    amp: bool = False
+    size: Optional[int] = None
+    overlay: bool = False
+    flip: bool = False
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What every evaluation script needs: weights, output, memory schedule and run options."""
+
+    model: Path
+    output: Path
+    schedule: MemorySchedule
+    options: RunOptions
+    similarity: Optional[str] = None  # None: as recorded with the weights
+    save_scores: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "EvalConfig":
+        if args.mem_every < 1:
+            raise InputError(f"--mem_every must be at least 1, got {args.mem_every}")
+        schedule = MemorySchedule(args.mem_every, args.include_last, args.top, args.max_mem_frames, args.kmn_sigma)
+        options = RunOptions(pick_device(args.device), args.amp, args.size, getattr(args, "overlay", False),
+                             args.flip)
+        return cls(args.model, args.output, schedule, options, args.similarity, args.save_scores)

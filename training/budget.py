@@ -1,0 +1,66 @@
+"""Training for a wall-clock budget: the total iterations planned from the measured speed, early.
+
+The schedule's shape comes from `-i`/`--steps` (the learning-rate steps as fractions of the run); the
+planner stretches it to the iterations that fit the budget. Start-up iterations (loading, first-call
+costs, a briefly busy machine) are not timed; the plan is revised as iterations are timed and frozen at
+`FREEZE_FRACTION` of the planned run (runs of fewer than about 60 iterations reach their first curriculum
+switch before that and are not exactly repeatable). Everything in the schedule that depends on the total (the
+learning-rate steps, the curriculum after its first 10%) comes later, so the recorded total repeated
+with `-i N --steps ...` gives exactly the same run.
+"""
+from dataclasses import dataclass, field
+from typing import Optional
+
+STARTUP_ITERATIONS = 3  # not timed: first-call and start-up costs
+FIRST_PLAN_AFTER = 3  # timed iterations before the first plan; then re-planned each time they double
+FREEZE_FRACTION = 0.08  # the plan is fixed from here on (the curriculum's first switch is at 10%)
+OVERRUN = 0.03  # a run still short of its plan stops at the budget plus this fraction
+
+
+@dataclass
+class BudgetPlanner:
+    """Plans the total iterations of a run that has `seconds` of training steps."""
+
+    seconds: float
+    shape_iterations: int  # -i: the schedule's length as given
+    shape_steps: tuple[int, ...]  # --steps: its learning-rate steps
+    start_iteration: int = 0  # where this process started (a resumed run has start-up costs again)
+    planned: Optional[int] = None
+    per_iteration: float = float("nan")  # seconds, measured after start-up
+    frozen: bool = False
+    _timed_from: Optional[tuple[int, float]] = field(default=None, repr=False)
+    _next_plan_after: int = field(default=FIRST_PLAN_AFTER, repr=False)
+
+    def steps_for(self, iterations: int) -> tuple[int, ...]:
+        """The learning-rate steps stretched to a run of `iterations`."""
+        return tuple(max(1, round(step * iterations / self.shape_iterations)) for step in self.shape_steps)
+
+    def observe(self, iteration: int, train_seconds: float) -> Optional[int]:
+        """After `iteration` iterations and `train_seconds` of training steps: the new planned total if the
+        plan changed, else None."""
+        if self.frozen:
+            return None
+        if iteration < self.start_iteration + STARTUP_ITERATIONS:
+            return None
+        if self._timed_from is None:
+            self._timed_from = (iteration, train_seconds)
+            return None
+        start_iteration, start_seconds = self._timed_from
+        timed = iteration - start_iteration
+        at_freeze = self.planned is not None and iteration >= FREEZE_FRACTION * self.planned
+        if timed < self._next_plan_after and not at_freeze:
+            return None
+        self._next_plan_after = 2 * timed
+        self.per_iteration = (train_seconds - start_seconds) / timed
+        remaining = max(0.0, self.seconds - train_seconds)
+        planned = max(iteration + 1, iteration + int(remaining / max(self.per_iteration, 1e-9)))
+        if at_freeze or iteration >= FREEZE_FRACTION * planned:
+            self.frozen = True
+        if planned == self.planned:
+            return None
+        self.planned = planned
+        return planned
+
+    def out_of_time(self, train_seconds: float) -> bool:
+        """Past the budget and its allowance: stop even if the plan is not reached (the machine slowed)."""
+        return train_seconds > self.seconds * (1 + OVERRUN)

@@ -1,0 +1,43 @@
+"""A stage's training data: the datasets it reads (checked first) and the endless, seeded loader."""
+from torch.utils.data import DataLoader, Dataset
+
+from dataset.checks import check_roots
+from dataset.curriculum import set_curriculum
+from dataset.sampling import SeededSamples, TrainingSampler
+from dataset.static_dataset import StaticDataset
+from dataset.synthetic_online import SyntheticStaticDataset, SyntheticVideoDataset
+from dataset.vos_dataset import bl30k_train, main_training_set
+from training.config import STAGES, TrainConfig
+
+
+def build_dataset(config: TrainConfig) -> Dataset:
+    """The stage's training set, after checking that every root it needs is there (or, with --synthetic,
+    fresh synthetic samples: one-object images for stage 0, videos otherwise)."""
+    if config.synthetic:
+        height, width, frames = config.synthetic
+        if config.data == "static":
+            return SyntheticStaticDataset((height, width), config.crop_size, pool=config.synthetic_pool)
+        return SyntheticVideoDataset((height, width), frames, crop_size=config.crop_size, pool=config.synthetic_pool)
+    check_roots(config.data, f"stage {config.stage} ({STAGES[config.stage].name})", config.static_root,
+                config.bl_root, config.yv_root, config.davis_root)
+    if config.data == "static":
+        return StaticDataset(config.static_root, config.crop_size)
+    if config.data == "bl30k":
+        return bl30k_train(config.bl_root, config.crop_size)
+    return main_training_set(config.davis_root, config.yv_root, config.crop_size)
+
+
+def training_loader(dataset: Dataset, config: TrainConfig, start_iteration: int, rank: int, world_size: int,
+                    pin_memory: bool) -> DataLoader:
+    """Batches of this rank's share, from `start_iteration` on, forever: the samples are a function of
+    the seed, the rank and the iteration only (so a resumed run sees what it would have seen), and the
+    frame-gap curriculum follows the iteration (video stages)."""
+    per_rank = config.batch_size // world_size
+    bl30k = config.data == "bl30k"
+    curriculum = None if config.data == "static" else (
+        lambda data, iteration: set_curriculum(data, iteration, config.iterations, bl30k))
+    return DataLoader(
+        SeededSamples(dataset, curriculum), batch_size=per_rank, drop_last=True,
+        sampler=TrainingSampler(len(dataset), per_rank, config.seed, rank, world_size, start_iteration),
+        num_workers=config.num_workers, pin_memory=pin_memory,
+    )

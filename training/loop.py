@@ -1,0 +1,148 @@
+"""The training loop: steps, interval-averaged logging, checkpoints, validation and clean stops."""
+import math
+import signal
+import time
+from typing import Callable, Iterator, Optional
+
+import torch
+import torch.distributed as dist
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from training.budget import BudgetPlanner
+from training.config import TrainConfig
+from training.logging import IntervalAverages, git_commit, image_grid
+from training.trainer import RunPaths, Trainer
+from training.validation import Validator
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; the loop checks it between iterations, saves and leaves."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._previous = {}
+
+    def __enter__(self) -> "StopFlag":
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.raised = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def run_training(trainer: Trainer, batches_for: Callable[[TrainConfig, int], Iterator[dict]], run: RunPaths,
+                 stop_at: Optional[int] = None, validator: Optional[Validator] = None) -> dict:
+    """Step until the configured iterations (or `stop_at`); log averages every `log_every` on rank 0;
+    save every `save_every`, at the end and on SIGTERM/SIGINT; validate at the configured interval and at
+    the end (with a validator). With `--minutes` the total is planned as training goes (training/budget.py).
+    `batches_for(config, iteration)` gives the batches from an iteration on. Returns a summary."""
+    config = trainer.config
+    budget = None
+    if config.minutes and not trainer.plan_frozen:
+        budget = BudgetPlanner(config.minutes * 60, config.iterations, config.steps, trainer.iteration)
+    batches = batches_for(config, trainer.iteration)
+    end = min(config.iterations, stop_at) if stop_at else config.iterations
+    writer = SummaryWriter(str(run.folder / "logs")) if trainer.rank == 0 else None
+    if writer is not None and trainer.iteration == 0:
+        writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in config.to_json().items()))
+        writer.add_text("git_commit", git_commit())
+    averages = IntervalAverages(device=trainer.device, world_size=trainer.world_size)
+    trainer.train_mode()
+    started, start_iteration, last_loss, last_val = time.perf_counter(), trainer.iteration, math.nan, None
+    progress = tqdm(total=end, initial=trainer.iteration, desc=f"stage {config.stage}", unit="it",
+                    disable=trainer.rank != 0, dynamic_ncols=True)
+    interrupted = False
+    with StopFlag() as stop, progress:
+        while trainer.iteration < end:
+            tick = time.perf_counter()
+            batch = next(batches)
+            data_seconds = time.perf_counter() - tick
+            iteration = trainer.iteration
+            result = trainer.step(batch)
+            trainer.train_seconds += time.perf_counter() - tick
+            if result is not None:
+                out, losses = result
+                averages.add({**losses, "seconds_per_iteration": time.perf_counter() - tick,
+                              "data_seconds": data_seconds})
+                last_loss = losses["total_loss"].item()
+                progress.set_postfix(loss=f"{last_loss:.4f}", p=f"{losses['p'].item():.2f}")
+                if writer is not None and iteration % config.log_image_every == 0:
+                    writer.add_image("train/frames_prediction_truth", image_grid(batch, out), iteration)
+            if trainer.iteration % config.log_every == 0 or trainer.iteration == end:
+                means = averages.averages()  # every rank, at the same iterations
+                if writer is not None:
+                    for key, value in means.items():
+                        writer.add_scalar(f"train/{key}", value, iteration)
+                    writer.add_scalar("train/lr", trainer.scheduler.get_last_lr()[0], iteration)
+            progress.update()
+            if budget is not None:
+                planned = _agreed_plan(budget.observe(trainer.iteration, trainer.train_seconds), trainer)
+                if planned is not None:
+                    trainer.replan(planned, budget.steps_for(planned))
+                    trainer.plan_frozen = budget.frozen
+                    end = min(planned, stop_at) if stop_at else planned
+                    progress.total = end
+                    batches = batches_for(trainer.config, trainer.iteration)  # the same samples, new curriculum
+                    progress.write(f"iteration {trainer.iteration}: {budget.per_iteration:.2f} s per iteration "
+                                   f"-> {planned} iterations for {config.minutes:g} minutes"
+                                   f"{' (final)' if budget.frozen else ''}")
+                if _agreed_stop(budget.out_of_time(trainer.train_seconds), trainer) and trainer.iteration < end:
+                    progress.write(f"iteration {trainer.iteration}: the {config.minutes:g}-minute budget is spent "
+                                   f"before the planned {end} iterations: stopping")
+                    end = trainer.iteration
+            interval = trainer.config.validation_interval
+            if validator is not None and (trainer.iteration == end or
+                                          (interval and trainer.iteration % interval == 0)):
+                last_val = _validate(validator, trainer, run, writer, progress) or last_val
+            if trainer.iteration % config.save_every == 0 and trainer.iteration < end:
+                trainer.save(run)
+            if _agreed_stop(stop.raised, trainer):
+                interrupted = True
+                break
+        trainer.save(run, network_too=not interrupted)
+    if writer is not None:
+        writer.close()
+    minutes = (time.perf_counter() - started) / 60
+    return {"iteration": trainer.iteration, "iterations_run": trainer.iteration - start_iteration,
+            "minutes": minutes, "last_loss": last_loss, "interrupted": interrupted,
+            "checkpoint": str(run.checkpoint), "network": str(run.network(trainer.iteration)),
+            "last_val": last_val, "best_val": trainer.best_val, "planned_iterations": trainer.config.iterations,
+            "steps": list(trainer.config.steps)}
+
+
+def _validate(validator: Validator, trainer: Trainer, run: RunPaths, writer: Optional[SummaryWriter],
+              progress: tqdm) -> Optional[dict]:
+    """One validation between training steps (the network goes back to training mode after it)."""
+    row = validator(trainer, run)
+    trainer.train_mode()
+    if row is not None:
+        progress.write(f"iteration {row['iteration']}: validation J&F {row['jf']:.4f} (J {row['j']:.4f}, "
+                       f"F {row['f']:.4f}; best {trainer.best_val:.4f})")
+        if writer is not None:
+            for key, name in (("jf", "J&F"), ("j", "J"), ("f", "F")):
+                writer.add_scalar(f"val/{name}", row[key], row["iteration"])
+    return row
+
+
+def _agreed_plan(planned: Optional[int], trainer: Trainer) -> Optional[int]:
+    """Rank 0's plan on every rank (ranks time their steps differently; they must agree on the total)."""
+    if trainer.world_size == 1:
+        return planned
+    value = torch.tensor(-1 if planned is None else planned, device=trainer.device)
+    dist.broadcast(value, src=0)
+    return None if value.item() < 0 else int(value.item())
+
+
+def _agreed_stop(raised: bool, trainer: Trainer) -> bool:
+    """All ranks stop at the same iteration if any of them was signalled."""
+    if trainer.world_size == 1:
+        return raised
+    flag = torch.tensor(float(raised), device=trainer.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return flag.item() > 0
