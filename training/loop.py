@@ -82,20 +82,9 @@ def run_training(trainer: Trainer, batches_for: Callable[[TrainConfig, int], Ite
                     writer.add_scalar("train/lr", trainer.scheduler.get_last_lr()[0], iteration)
             progress.update()
             if budget is not None:
-                planned = _agreed_plan(budget.observe(trainer.iteration, trainer.train_seconds), trainer)
-                if planned is not None:
-                    trainer.replan(planned, budget.steps_for(planned))
-                    trainer.plan_frozen = budget.frozen
-                    end = min(planned, stop_at) if stop_at else planned
-                    progress.total = end
+                end, replanned = _follow_budget(budget, trainer, end, stop_at, progress)
+                if replanned:
                     batches = batches_for(trainer.config, trainer.iteration)  # the same samples, new curriculum
-                    progress.write(f"iteration {trainer.iteration}: {budget.per_iteration:.2f} s per iteration "
-                                   f"-> {planned} iterations for {config.minutes:g} minutes"
-                                   f"{' (final)' if budget.frozen else ''}")
-                if _agreed_stop(budget.out_of_time(trainer.train_seconds), trainer) and trainer.iteration < end:
-                    progress.write(f"iteration {trainer.iteration}: the {config.minutes:g}-minute budget is spent "
-                                   f"before the planned {end} iterations: stopping")
-                    end = trainer.iteration
             interval = trainer.config.validation_interval
             if validator is not None and (trainer.iteration == end or
                                           (interval and trainer.iteration % interval == 0)):
@@ -128,6 +117,28 @@ def _validate(validator: Validator, trainer: Trainer, run: RunPaths, writer: Opt
             for key, name in (("jf", "J&F"), ("j", "J"), ("f", "F")):
                 writer.add_scalar(f"val/{name}", row[key], row["iteration"])
     return row
+
+
+def _follow_budget(budget: BudgetPlanner, trainer: Trainer, end: int, stop_at: Optional[int],
+                   progress: tqdm) -> tuple[int, bool]:
+    """Re-plan the run's length from the time its steps took (all ranks take rank 0's plan), or end it
+    when the budget is spent first. Returns the new end and whether the plan changed."""
+    was_frozen = budget.frozen
+    planned = _agreed_plan(budget.observe(trainer.iteration, trainer.train_seconds), trainer)
+    trainer.plan_frozen = budget.frozen
+    if planned is not None:
+        trainer.replan(planned, budget.steps_for(planned))
+        end = min(planned, stop_at) if stop_at else planned
+        progress.total = end
+    if planned is not None or budget.frozen != was_frozen:
+        progress.write(f"iteration {trainer.iteration}: {budget.per_iteration:.2f} s per iteration -> "
+                       f"{trainer.config.iterations} iterations for {budget.seconds / 60:g} minutes"
+                       f"{' (final)' if budget.frozen else ''}")
+    if _agreed_stop(budget.out_of_time(trainer.train_seconds), trainer) and trainer.iteration < end:
+        progress.write(f"iteration {trainer.iteration}: the {budget.seconds / 60:g}-minute budget is spent before "
+                       f"the planned {end} iterations: stopping")
+        end = trainer.iteration
+    return end, planned is not None
 
 
 def _agreed_plan(planned: Optional[int], trainer: Trainer) -> Optional[int]:

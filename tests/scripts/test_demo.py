@@ -2,6 +2,7 @@
 import json
 import os
 
+import torch
 from eval_helpers import run_script
 from PIL import Image
 
@@ -35,3 +36,16 @@ def test_demo_pipeline_fills_its_folder(tmp_path):
     assert (run / "config.json").is_file()
     assert (out / summary["weights"]).is_file()
     assert len(list(run.glob(f"{run.name}_[0-9]*.pth"))) <= 1  # only the final snapshot is kept
+
+
+def test_demo_without_iterations_trains_for_its_budget(tmp_path):
+    out = tmp_path / "demo"
+    run_script("scripts/demo.py", "--skip_parity", "--out", out, "--size", "32", "48", "--val_videos", "2",
+               "--val_frames", "5", "--train_frames", "5", "--objects", "2", "--batch", "1", "--warmup", "1",
+               "--minutes", "0.3", "--curve_points", "2")
+    summary = json.loads((out / "demo_summary.json").read_text())
+    assert "--minutes 0.3" in summary["train_command"] and " -i 1000 " in summary["train_command"]
+    assert summary["iterations"] >= 1 and summary["learning_curve"][-1]["iteration"] == summary["iterations"]
+    run = next((out / "train").iterdir())
+    checkpoint = torch.load(run / f"{run.name}_checkpoint.pth", weights_only=True)
+    assert 0.3 * 60 * 0.5 <= checkpoint["train_seconds"] <= 0.3 * 60 * 1.03 + 10  # the budget, spent
