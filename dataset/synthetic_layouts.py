@@ -1,4 +1,5 @@
-"""Write synthetic data in the on-disk layouts of DAVIS 2017, YouTubeVOS 2019, the static image sets and BL30K.
+"""Write synthetic data in the on-disk layouts of DAVIS 2017 and 2016, YouTubeVOS 2019, the static image sets
+and BL30K.
 
 Files are what the real datasets' loaders read: RGB JPEG frames, palette PNG annotations with the DAVIS
 palette (8-bit grayscale 0/255 PNG masks for the static sets), the same folder and file names, set lists
@@ -88,6 +89,21 @@ def write_davis(root: Path, spec: SyntheticSpec) -> None:
     for year in ("2016", "2017"):
         _write_lines(root / "ImageSets" / year / "train.txt", train)
         _write_lines(root / "ImageSets" / year / "val.txt", val)
+
+
+def write_davis2016(root: Path, spec: SyntheticSpec) -> None:
+    """DAVIS 2016 as released: JPEGImages/480p and Annotations/480p with one object per video as an 8-bit
+    grey 0/255 PNG, and ImageSets/480p/<set>.txt listing an image and a mask path per frame."""
+    names = [f"synth-{i:04d}" for i in range(spec.videos)]
+    for i, name in enumerate(_progress(names, spec, "davis2016")):
+        video = generate_video(sample_rng(spec.seed, i, "davis2016"), spec.frames, spec.size, spec.max_objects)
+        for t in range(spec.frames):
+            _save_jpeg(root / "JPEGImages" / "480p" / name / f"{frame_name(t)}.jpg", video.frames[t])
+            _save_binary_mask(root / "Annotations" / "480p" / name / f"{frame_name(t)}.png", video.labels[t])
+    for subset, subset_names in zip(("train", "val"), _split(names)):
+        _write_lines(root / "ImageSets" / "480p" / f"{subset}.txt",
+                     [f"/JPEGImages/480p/{name}/{frame_name(t)}.jpg /Annotations/480p/{name}/{frame_name(t)}.png"
+                      for name in subset_names for t in range(spec.frames)])
 
 
 def write_bl30k(root: Path, spec: SyntheticSpec) -> None:
@@ -182,7 +198,7 @@ def write_static(root: Path, spec: SyntheticSpec) -> None:
 
 
 LAYOUTS: dict[str, Callable[[Path, SyntheticSpec], None]] = {
-    "davis": write_davis, "youtube": write_youtube, "static": write_static, "bl30k": write_bl30k,
+    "davis": write_davis, "davis2016": write_davis2016, "youtube": write_youtube, "static": write_static, "bl30k": write_bl30k,
 }
 
 

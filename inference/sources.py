@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from util.fileio import InputError
-from util.imageio import list_images, read_image, read_list, read_mask
+from util.imageio import list_images, read_davis_sequences, read_image, read_mask
 
 
 @dataclass
@@ -59,8 +59,9 @@ def davis_split_root(davis_path: Path, split_folder: str = "trainval") -> Path:
 
 
 def davis_videos(root: Path, subset: str, year: int = 2017, resolution: str = "480p") -> list[Video]:
-    """DAVIS: `ImageSets/<year>/<subset>.txt`, frames in `JPEGImages/<res>`, only frame 0's mask used."""
-    names = read_list(root / "ImageSets" / str(year) / f"{subset}.txt")
+    """DAVIS: the set list (`ImageSets/<year>/<subset>.txt`, or DAVIS 2016 as released), frames in
+    `JPEGImages/<res>`, only frame 0's mask used; for 2016 its objects are merged into one."""
+    names = read_davis_sequences(root, subset, year)
     videos = []
     for name in names:
         images = list_images(root / "JPEGImages" / resolution / name)

@@ -53,6 +53,47 @@ def test_davis_2016_merges_objects(davis_root, weights, tmp_path):
             assert set(np.unique(read_indexed_png(frame)[0])) <= {0, 1}
 
 
+def _as_released_2016(davis_root, out):
+    """The DAVIS 2017 synthetic set re-written as DAVIS 2016 is released: the same frames, every mask's
+    objects merged into a grey 0/255 PNG, ImageSets/480p/val.txt with an image and a mask path per frame."""
+    source = davis_root / "trainval"
+    names = (source / "ImageSets" / "2016" / "val.txt").read_text().split()
+    lines = []
+    for name in names:
+        shutil.copytree(source / "JPEGImages" / "480p" / name, out / "JPEGImages" / "480p" / name)
+        (out / "Annotations" / "480p" / name).mkdir(parents=True)
+        for mask in sorted((source / "Annotations" / "480p" / name).glob("*.png")):
+            merged = (read_indexed_png(mask)[0] > 0).astype(np.uint8) * 255
+            Image.fromarray(merged, mode="L").save(out / "Annotations" / "480p" / name / mask.name)
+            lines.append(f"/JPEGImages/480p/{name}/{mask.stem}.jpg /Annotations/480p/{name}/{mask.name}")
+    (out / "ImageSets" / "480p").mkdir(parents=True)
+    (out / "ImageSets" / "480p" / "val.txt").write_text("\n".join(lines) + "\n")
+    return names
+
+
+def test_davis_2016_as_released_gives_the_masks_and_numbers_of_the_2017_route(davis_root, weights, tmp_path):
+    released = tmp_path / "DAVIS" / "2016"
+    names = _as_released_2016(davis_root, released)
+    runs = {}
+    for route, root in (("released", released), ("merged_2017", davis_root)):
+        out = tmp_path / route
+        result = run_script("eval_davis.py", "--model", weights, "--davis_path", root, "--output", out,
+                            "--year", "2016", "--evaluate")
+        assert "Global results for val" in result.stdout
+        runs[route] = (out, json.loads((out / "results.json").read_text()))
+    assert runs["released"][1]["J&F-Mean"] == runs["merged_2017"][1]["J&F-Mean"]
+    for name in names:
+        frames = sorted((runs["released"][0] / name).glob("*.png"))
+        assert len(frames) == len(list((released / "JPEGImages" / "480p" / name).iterdir()))
+        for frame in frames:
+            assert np.array_equal(read_indexed_png(frame)[0], read_indexed_png(runs["merged_2017"][0] / name / frame.name)[0])
+    # the ground truth alone, through scripts/evaluate_davis.py: results as the authors write them (0/255 grey)
+    perfect = tmp_path / "perfect"
+    shutil.copytree(released / "Annotations" / "480p", perfect)
+    done = run_script("scripts/evaluate_davis.py", "--davis_path", released, "--results", perfect, "--year", "2016")
+    assert json.loads((perfect / "results.json").read_text())["J&F-Mean"] == 1.0, done.stdout
+
+
 def test_youtube_writes_asked_frames_with_original_ids_and_zip(youtube_root, weights, tmp_path):
     out = tmp_path / "yv"
     run_script("eval_youtube.py", "--model", weights, "--yv_path", youtube_root, "--output", out, "--size", "48")

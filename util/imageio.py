@@ -69,14 +69,64 @@ def read_image(path: Path) -> np.ndarray:
         return np.array(image.convert("RGB"))
 
 
-def read_mask(path: Path, merge_labels: bool = False) -> np.ndarray:
-    """A given mask as a label map: an indexed PNG (or 8-bit grey labels); void (255) becomes 0."""
+VOID_LABEL = 255  # DAVIS 2017's "ignore" label in indexed masks
+
+
+def read_label_map(path: Union[str, Path]) -> tuple[np.ndarray, str]:
+    """The labels of a mask PNG and its mode: the indices of an indexed PNG ('P', as DAVIS 2017 and
+    YouTubeVOS store masks) or the values of an 8-bit grey one ('L', as DAVIS 2016 does: 0 and 255)."""
     with open_image(path) as image:
         if image.mode not in ("P", "L"):
-            raise InputError(f"{path}: not an indexed (palette) PNG but mode {image.mode!r}")
-        labels = np.array(image, dtype=np.uint8)
-    labels = np.where(labels == 255, 0, labels).astype(np.uint8)
-    return (labels > 0).astype(np.uint8) if merge_labels else labels
+            raise InputError(f"{path}: not an indexed (palette) PNG nor an 8-bit grey mask but mode {image.mode!r}")
+        return np.array(image, dtype=np.uint8), image.mode
+
+
+def merge_objects(labels: np.ndarray, mode: str, keep_void: bool = False) -> np.ndarray:
+    """DAVIS 2016's single object as 1: in a grey mask the values from 128 up (the release's 0/255), in an
+    indexed one every label but 0 and void; void becomes 255 if `keep_void`, else background."""
+    if mode == "L":
+        return (labels >= 128).astype(np.uint8)
+    merged = ((labels > 0) & (labels != VOID_LABEL)).astype(np.uint8)
+    if keep_void:
+        merged[labels == VOID_LABEL] = VOID_LABEL
+    return merged
+
+
+def read_mask(path: Path, merge_labels: bool = False) -> np.ndarray:
+    """A given mask as a label map (void becomes background), or its objects merged into one (DAVIS 2016)."""
+    labels, mode = read_label_map(path)
+    if merge_labels:
+        return merge_objects(labels, mode)
+    return np.where(labels == VOID_LABEL, 0, labels).astype(np.uint8)
+
+
+def read_davis_sequences(davis_path: Path, subset: str, year: int) -> list[str]:
+    """Sequence names of a DAVIS set list: `ImageSets/<year>/<subset>.txt` (one name per line, DAVIS 2017,
+    and the 2016 lists inside it) or, in DAVIS 2016 as released, `ImageSets/480p/<subset>.txt` (an image
+    and a mask path per line: the sequence is the folder of each)."""
+    davis_path = Path(davis_path)
+    if not davis_path.is_dir():
+        raise InputError(f"{davis_path}: no such DAVIS folder")
+    list_path = davis_path / "ImageSets" / str(year) / f"{subset}.txt"
+    released_2016 = davis_path / "ImageSets" / "480p" / f"{subset}.txt"
+    if year == 2016 and not list_path.is_file() and released_2016.is_file():
+        list_path, names = released_2016, []
+        for number, line in enumerate(released_2016.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = Path(line.split()[0].lstrip("/")).parts
+            if len(parts) != 4 or parts[:2] != ("JPEGImages", "480p"):
+                raise InputError(f"{released_2016}:{number}: expected '/JPEGImages/480p/<sequence>/<frame>.jpg "
+                                 f"/Annotations/480p/<sequence>/<frame>.png', got {line.strip()!r}")
+            if parts[2] not in names:
+                names.append(parts[2])
+    elif not list_path.is_file():
+        raise InputError(f"{list_path}: no such set list (is the path a DAVIS {year} folder?)")
+    else:
+        names = [line.strip() for line in list_path.read_text().splitlines() if line.strip()]
+    if not names:
+        raise InputError(f"{list_path}: the set list is empty")
+    return names
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -24,9 +24,8 @@ import numpy as np
 from tqdm import tqdm
 
 from util.fileio import InputError, atomic_path
-from util.imageio import open_image, read_indexed_png
+from util.imageio import VOID_LABEL, merge_objects, open_image, read_davis_sequences, read_indexed_png, read_label_map
 
-VOID_LABEL = 255
 BOUNDARY_TOLERANCE = 0.008  # of the image diagonal, as in the toolkit
 MEASURES = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
 PathLike = Union[str, Path]
@@ -102,14 +101,6 @@ def evaluate_sequence(gt: np.ndarray, prediction: np.ndarray, num_objects: int) 
     return j_values, f_values
 
 
-def _merge_objects(labels: np.ndarray, keep_void: bool) -> np.ndarray:
-    """DAVIS 2016: every object label becomes 1; 255 stays void in the ground truth, background in results."""
-    merged = ((labels > 0) & (labels != VOID_LABEL)).astype(np.uint8)
-    if keep_void:
-        merged[labels == VOID_LABEL] = VOID_LABEL
-    return merged
-
-
 def _read_annotations(folder: Path, year: int) -> tuple[list[str], np.ndarray]:
     """(frame names, (T, H, W) labels) of one sequence's ground truth, all frames of one size."""
     if not folder.is_dir():
@@ -120,11 +111,11 @@ def _read_annotations(folder: Path, year: int) -> tuple[list[str], np.ndarray]:
                          "(the first and last are not evaluated)")
     frames = []
     for path in paths:
-        labels = read_indexed_png(path)[0]
+        labels, mode = read_label_map(path) if year == 2016 else (read_indexed_png(path)[0], "P")
         if frames and labels.shape != frames[0].shape:
             raise InputError(f"{path}: size {labels.shape[1]}x{labels.shape[0]} differs from the sequence's "
                              f"{frames[0].shape[1]}x{frames[0].shape[0]}")
-        frames.append(_merge_objects(labels, keep_void=True) if year == 2016 else labels)
+        frames.append(merge_objects(labels, mode, keep_void=True) if year == 2016 else labels)
     return [path.stem for path in paths], np.stack(frames)
 
 
@@ -137,12 +128,12 @@ def _read_results(folder: Path, names: list[str], shape: tuple[int, int], num_ob
         path = folder / f"{name}.png"
         if not path.is_file():
             raise InputError(f"{path}: missing result frame (every annotated frame but the first and last is needed)")
-        labels = read_indexed_png(path)[0]
+        labels, mode = read_label_map(path) if year == 2016 else (read_indexed_png(path)[0], "P")
         if labels.shape != shape:
             raise InputError(f"{path}: size {labels.shape[1]}x{labels.shape[0]} differs from the annotation's "
                              f"{shape[1]}x{shape[0]}")
         if year == 2016:
-            labels = _merge_objects(labels, keep_void=False)
+            labels = merge_objects(labels, mode)
         if labels.max() > num_objects:
             raise InputError(f"{path}: label {labels.max()} is higher than the number of objects ({num_objects}) "
                              f"in the first annotation of {folder.name}")
@@ -159,19 +150,6 @@ def _evaluate_job(job: tuple[Path, Path, str, int]) -> tuple[str, np.ndarray, np
     prediction = _read_results(results_dir / sequence, names[1:-1], first.shape, num_objects, year)
     j_values, f_values = evaluate_sequence(gt[1:-1], prediction, num_objects)
     return sequence, j_values, f_values
-
-
-def read_sequence_list(davis_path: PathLike, subset: str, year: int) -> list[str]:
-    """Sequence names of ImageSets/<year>/<subset>.txt of a DAVIS folder."""
-    path = Path(davis_path) / "ImageSets" / str(year) / f"{subset}.txt"
-    if not Path(davis_path).is_dir():
-        raise InputError(f"{davis_path}: no such DAVIS folder")
-    if not path.is_file():
-        raise InputError(f"{path}: no such set list (is --davis_path a DAVIS 2017 trainval folder?)")
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if not names:
-        raise InputError(f"{path}: the set list is empty")
-    return names
 
 
 def _summarise(per_sequence: list[tuple[str, np.ndarray, np.ndarray]]) -> dict:
@@ -261,7 +239,7 @@ def evaluate_davis(davis_path: PathLike, results_dir: PathLike, subset: str = "v
     if year not in (2016, 2017):
         raise ValueError(f"year must be 2016 or 2017, got {year}")
     results_dir = Path(results_dir)
-    sequences = read_sequence_list(davis_path, subset, year)
+    sequences = read_davis_sequences(Path(davis_path), subset, year)
     annotation_root = Path(davis_path) / "Annotations" / "480p"
     if not annotation_root.is_dir():
         raise InputError(f"{annotation_root}: no such annotation folder (is --davis_path a DAVIS folder?)")

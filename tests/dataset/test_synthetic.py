@@ -13,7 +13,8 @@ from PIL import Image
 from dataset import synthetic_layouts
 from dataset.synthetic import SHAPES, generate_image, generate_video, sample_rng
 from dataset.synthetic_layouts import SyntheticSpec, write_layout
-from util.imageio import DAVIS_PALETTE
+from util.imageio import DAVIS_PALETTE, read_davis_sequences
+from util.metrics import evaluate_davis
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = (64, 96)
@@ -168,6 +169,19 @@ def test_davis_layout(tmp_path):
         train = (root / "ImageSets" / year / "train.txt").read_text().split()
         val = (root / "ImageSets" / year / "val.txt").read_text().split()
         assert val and train and set(train) | set(val) == set(sequences) and not set(train) & set(val)
+
+
+def test_davis2016_layout_is_the_release_and_reads_back(tmp_path):
+    root = make(tmp_path, "davis2016", videos=4, frames=5)
+    assert names(root) == ["Annotations", "ImageSets", "JPEGImages"]
+    lines = (root / "ImageSets" / "480p" / "val.txt").read_text().splitlines()
+    sequence = lines[0].split("/")[3]
+    assert lines[0] == f"/JPEGImages/480p/{sequence}/00000.jpg /Annotations/480p/{sequence}/00000.png"
+    assert len(lines) == 5 and read_davis_sequences(root, "val", 2016) == [sequence]
+    with Image.open(root / "Annotations" / "480p" / sequence / "00000.png") as mask:
+        values = np.unique(np.asarray(mask))
+        assert mask.mode == "L" and set(values) <= {0, 255} and 255 in values  # one object, as released
+    assert evaluate_davis(root, root / "Annotations" / "480p", "val", 2016, progress=False)["J&F-Mean"] == 1.0
 
 
 def test_youtube_layout(tmp_path):
