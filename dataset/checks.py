@@ -61,7 +61,7 @@ def _resize_hint(yv_root: Optional[PathLike]) -> list[str]:
 
 def check_roots(data: str, purpose: str, static_root: Optional[PathLike] = None,
                 bl_root: Optional[PathLike] = None, yv_root: Optional[PathLike] = None,
-                davis_root: Optional[PathLike] = None) -> None:
+                davis_root: Optional[PathLike] = None, yv_subset: Optional[PathLike] = None) -> None:
     """Raise one InputError listing every missing or empty path that training on `data` (one of
     DATA_KINDS) needs; `purpose` says what for in the message (e.g. "stage 3 (main training)")."""
     if data not in DATA_KINDS:
@@ -73,7 +73,7 @@ def check_roots(data: str, purpose: str, static_root: Optional[PathLike] = None,
         problems += _root_problems("bl_root", bl_root) or _video_problems(bl30k_folders(bl_root))
     else:
         problems += _root_problems("davis_root", davis_root) or _video_problems(davis_folders(davis_root))
-        problems += _root_problems("yv_root", yv_root) or _video_problems(youtube_folders(yv_root))
+        problems += _root_problems("yv_root", yv_root) or _video_problems(youtube_folders(yv_root, yv_subset))
         problems += _resize_hint(yv_root)
     if problems:
         lines = "\n".join(f"  {problem}" for problem in problems)

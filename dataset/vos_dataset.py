@@ -43,12 +43,15 @@ class VideoFolders:
 
     `video_list` names the videos to use (all folders of `images` when None); `stride` is the number of
     video frames between two stored frames (5 for YouTubeVOS), the unit of the curriculum's frame distance.
+    A `subset` list may name videos that are not there (a list made for another release): they are
+    skipped with a note, where a set's own list naming a missing video is an error.
     """
 
     images: Path
     masks: Path
     video_list: Optional[Path] = None
     stride: int = 1
+    subset: bool = False
 
 
 def davis_folders(davis_root: Union[str, Path]) -> VideoFolders:
@@ -61,11 +64,12 @@ def davis_folders(davis_root: Union[str, Path]) -> VideoFolders:
 def youtube_folders(yv_root: Union[str, Path], video_list: Optional[Union[str, Path]] = None) -> VideoFolders:
     """YouTubeVOS train resized to 480p under `<yv_root>/train_480p` (every 5th frame stored).
 
-    `video_list` restricts it to the videos it names (the original code used a hand-filtered list).
+    `video_list` restricts it to the videos it names (the authors train on such a filtered list).
     """
     root = Path(yv_root) / "train_480p"
     return VideoFolders(root / "JPEGImages", root / "Annotations",
-                        Path(video_list) if video_list is not None else None, stride=5)
+                        Path(video_list) if video_list is not None else None, stride=5,
+                        subset=video_list is not None)
 
 
 def bl30k_folders(bl_root: Union[str, Path]) -> VideoFolders:
@@ -88,6 +92,15 @@ def list_videos(folders: VideoFolders) -> dict[str, list[str]]:
     """{video: frame stems} of the videos with at least three annotated frames (shorter ones are skipped)."""
     if folders.video_list is not None:
         names = read_list(folders.video_list)
+        if folders.subset:
+            present = [name for name in names if (folders.images / name).is_dir()]
+            if not present:
+                raise InputError(f"{folders.video_list}: none of its {len(names)} videos is in {folders.images}")
+            if len(present) < len(names):
+                missing = [name for name in names if name not in present]
+                print(f"{folders.video_list}: {len(missing)} of {len(names)} listed videos are not in "
+                      f"{folders.images} (e.g. {missing[0]}); training on the other {len(present)}")
+            names = present
     elif folders.images.is_dir():
         names = sorted(path.name for path in folders.images.iterdir() if path.is_dir())
     else:

@@ -58,6 +58,14 @@ def davis_split_root(davis_path: Path, split_folder: str = "trainval") -> Path:
     raise InputError(f"{davis_path}: no {split_folder}/ImageSets folder (is it the DAVIS root?)")
 
 
+def full_resolution_folder(root: Path) -> str:
+    """The full-resolution level of a DAVIS folder: `Full-Resolution` (2017) or `1080p` (the 2016 release)."""
+    for name in ("Full-Resolution", "1080p"):
+        if (root / "JPEGImages" / name).is_dir():
+            return name
+    raise InputError(f"{root / 'JPEGImages'}: no Full-Resolution (or 1080p) folder")
+
+
 def davis_videos(root: Path, subset: str, year: int = 2017, resolution: str = "480p") -> list[Video]:
     """DAVIS: the set list (`ImageSets/<year>/<subset>.txt`, or DAVIS 2016 as released), frames in
     `JPEGImages/<res>`, only frame 0's mask used; for 2016 its objects are merged into one."""

@@ -24,6 +24,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workers", type=int,
                         help="processes, one sequence each at a time (default: min(2, CPUs) for sets of more than "
                              "about 240 frames at 480p, else 1)")
+    parser.add_argument("--resolution", default="480p",
+                        help="annotation level: 480p (default), Full-Resolution (2017) or 1080p (2016)")
     parser.add_argument("--plot", action="store_true", help="also chart each object's J and F")
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
@@ -35,7 +37,8 @@ def main(argv: list[str]) -> int:
     """Evaluate, print the tables; exit code 2 with a one-line message on bad input."""
     args = parse_args(argv)
     try:
-        numbers = evaluate_davis(args.davis_path, args.results, args.set, args.year, args.workers)
+        numbers = evaluate_davis(args.davis_path, args.results, args.set, args.year, args.workers,
+                                 resolution=args.resolution)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -94,6 +94,29 @@ def test_davis_2016_as_released_gives_the_masks_and_numbers_of_the_2017_route(da
     assert json.loads((perfect / "results.json").read_text())["J&F-Mean"] == 1.0, done.stdout
 
 
+def test_full_resolution_is_processed_at_480_written_and_evaluated_at_full_size(davis_root, weights, tmp_path):
+    root = tmp_path / "DAVIS" / "2017" / "trainval"
+    shutil.copytree(davis_root / "trainval", root)
+    for kind in ("JPEGImages", "Annotations"):  # a full-resolution level twice the size of the 480p one
+        for path in sorted((root / kind / "480p").rglob("*.*")):
+            target = root / kind / "Full-Resolution" / path.relative_to(root / kind / "480p")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with Image.open(path) as image:
+                resample = Image.NEAREST if kind == "Annotations" else Image.BICUBIC
+                image.resize((image.width * 2, image.height * 2), resample).save(target)
+    out = tmp_path / "full"
+    result = run_script("eval_davis.py", "--model", weights, "--davis_path", root.parent, "--output", out,
+                        "--resolution", "full", "--evaluate")
+    assert "processed at a shorter side of 480" in result.stdout and "Global results for val" in result.stdout
+    for name in _sequences(davis_root):
+        with Image.open(root / "Annotations" / "Full-Resolution" / name / "00000.png") as truth:
+            size = truth.size
+        for frame in (out / name).iterdir():
+            with Image.open(frame) as mask:
+                assert mask.size == size
+    assert 0 <= json.loads((out / "results.json").read_text())["J&F-Mean"] <= 1
+
+
 def test_youtube_writes_asked_frames_with_original_ids_and_zip(youtube_root, weights, tmp_path):
     out = tmp_path / "yv"
     run_script("eval_youtube.py", "--model", weights, "--yv_path", youtube_root, "--output", out, "--size", "48")

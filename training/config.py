@@ -67,6 +67,9 @@ def training_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bl_root", type=Path, default=Path("../BL30K"))
     parser.add_argument("--yv_root", type=Path, default=Path("../YouTube"))
     parser.add_argument("--davis_root", type=Path, default=Path("../DAVIS"))
+    parser.add_argument("--yv_subset", type=Path,
+                        help="train on the YouTubeVOS videos this file names, one per line (the authors train on "
+                             "a filtered list; see README); default: every video of train_480p")
     parser.add_argument("--crop_size", type=int, default=384)
     parser.add_argument("--num_workers", type=int, default=8, help="data loader processes per GPU/process")
     parser.add_argument("--save_dir", type=Path, default=Path("saves"))
@@ -131,6 +134,7 @@ class TrainConfig:
     bl_root: Path
     yv_root: Path
     davis_root: Path
+    yv_subset: Optional[Path]
     crop_size: int
     num_workers: int
     save_dir: Path
@@ -195,6 +199,7 @@ class TrainConfig:
             cbam=not getattr(args, "no_cbam", False), backbone=args.backbone,
             load_network=args.load_network, resume=args.resume or args.load_model,
             static_root=args.static_root, bl_root=args.bl_root, yv_root=args.yv_root, davis_root=args.davis_root,
+            yv_subset=getattr(args, "yv_subset", None),
             crop_size=args.crop_size, num_workers=args.num_workers, save_dir=args.save_dir,
             save_every=args.save_every, log_every=log_every, log_image_every=log_image_every, seed=args.seed,
             device=args.device, amp=not args.no_amp, cpu_amp=args.cpu_amp, pretrained=not args.no_pretrained,

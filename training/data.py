@@ -19,12 +19,12 @@ def build_dataset(config: TrainConfig) -> Dataset:
             return SyntheticStaticDataset((height, width), config.crop_size, pool=config.synthetic_pool)
         return SyntheticVideoDataset((height, width), frames, crop_size=config.crop_size, pool=config.synthetic_pool)
     check_roots(config.data, f"stage {config.stage} ({STAGES[config.stage].name})", config.static_root,
-                config.bl_root, config.yv_root, config.davis_root)
+                config.bl_root, config.yv_root, config.davis_root, config.yv_subset)
     if config.data == "static":
         return StaticDataset(config.static_root, config.crop_size)
     if config.data == "bl30k":
         return bl30k_train(config.bl_root, config.crop_size)
-    return main_training_set(config.davis_root, config.yv_root, config.crop_size)
+    return main_training_set(config.davis_root, config.yv_root, config.crop_size, config.yv_subset)
 
 
 def training_loader(dataset: Dataset, config: TrainConfig, start_iteration: int, rank: int, world_size: int,

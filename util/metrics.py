@@ -230,17 +230,18 @@ def _pixel_frames(annotation_root: Path, sequences: list[str]) -> int:
 
 
 def evaluate_davis(davis_path: PathLike, results_dir: PathLike, subset: str = "val", year: int = 2017,
-                   workers: Optional[int] = None, progress: bool = True) -> dict:
+                   workers: Optional[int] = None, progress: bool = True, resolution: str = "480p") -> dict:
     """Evaluate a results folder (<seq>/<frame>.png palette PNGs) on DAVIS, write the CSV/JSON files there.
     `workers` processes (default: `default_workers()` for big sets, else this process only).
 
-    Returns the numbers of results.json. Bad input raises InputError before anything is written.
+    The ground truth is `Annotations/<resolution>` (the results must have its sizes). Returns the numbers
+    of results.json. Bad input raises InputError before anything is written.
     """
     if year not in (2016, 2017):
         raise ValueError(f"year must be 2016 or 2017, got {year}")
     results_dir = Path(results_dir)
     sequences = read_davis_sequences(Path(davis_path), subset, year)
-    annotation_root = Path(davis_path) / "Annotations" / "480p"
+    annotation_root = Path(davis_path) / "Annotations" / resolution
     if not annotation_root.is_dir():
         raise InputError(f"{annotation_root}: no such annotation folder (is --davis_path a DAVIS folder?)")
     if not results_dir.is_dir():

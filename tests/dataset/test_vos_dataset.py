@@ -226,3 +226,18 @@ def test_check_roots_suggests_resizing_youtube(roots, tmp_path):
     (tmp_path / "YouTube" / "train").mkdir(parents=True)
     with pytest.raises(InputError, match="python scripts/resize_youtube.py --in .*YouTube/train --out"):
         check_roots("vos", "stage 2", yv_root=tmp_path / "YouTube", davis_root=roots["davis"])
+
+
+def test_youtube_subset_list_keeps_the_named_videos_and_skips_absent_ones(roots, tmp_path, capsys):
+    videos = sorted(p.name for p in (roots["yv"] / "train_480p" / "JPEGImages").iterdir())
+    subset = tmp_path / "yv_subset.txt"
+    subset.write_text(f"{videos[0]}\n{videos[2]}\nnot-in-this-release\n")
+    dataset = youtube_train(roots["yv"], crop_size=CROP, video_list=subset)
+    assert dataset.videos == [videos[0], videos[2]]
+    assert "1 of 3 listed videos are not in" in capsys.readouterr().out
+    assert len(main_training_set(roots["davis"], roots["yv"], CROP, subset)) == 5 * 2 + 2  # DAVIS train x5
+    subset.write_text("ghost-1\nghost-2\n")
+    with pytest.raises(InputError, match="yv_subset.txt: none of its 2 videos is in"):
+        youtube_train(roots["yv"], crop_size=CROP, video_list=subset)
+    with pytest.raises(InputError, match=r"(?s)missing.txt: no such file"):
+        check_roots("vos", "stage 3", yv_root=roots["yv"], davis_root=roots["davis"], yv_subset=tmp_path / "missing.txt")

@@ -186,3 +186,16 @@ def test_cpu_bfloat16_autocast_trains(data_roots):
     assert dtypes and set(dtypes) == {torch.bfloat16}
     assert out["logits_1"].dtype == torch.float32 and torch.isfinite(losses["total_loss"])  # aggregation in fp32
     assert trainer.iteration == 1
+
+
+def test_yv_subset_flag_reaches_the_training_set(data_roots, tmp_path):
+    from training.data import build_dataset
+
+    videos = sorted(p.name for p in (data_roots / "YouTube" / "train_480p" / "JPEGImages").iterdir())
+    subset = tmp_path / "subset.txt"
+    subset.write_text(videos[0] + "\n")
+    base = ["--stage", "3", "--davis_root", str(data_roots / "DAVIS"), "--yv_root", str(data_roots / "YouTube"),
+            "--crop_size", "64"]
+    whole = build_dataset(TrainConfig.from_args(training_parser().parse_args(base)))
+    filtered = build_dataset(TrainConfig.from_args(training_parser().parse_args(base + ["--yv_subset", str(subset)])))
+    assert len(whole) - len(filtered) == len(videos) - 1
