@@ -12,7 +12,10 @@ TINY = ["--iterations", "1", "--seeds", "2", "--size", "32", "48", "--val_videos
         "--train_frames", "5", "--objects", "2", "--batch", "1", "--warmup", "1"]
 
 
-def _module():
+@pytest.fixture
+def table(monkeypatch):
+    """scripts/ablation_table.py as a module; its folder on the path, as when Python runs it (it imports demo)."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     spec = importlib.util.spec_from_file_location("ablation_table", ROOT / "scripts" / "ablation_table.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -53,8 +56,8 @@ def test_the_table_has_every_network_schedule_and_seed(tmp_path):
     assert other.returncode != 0 and "holds a run with other settings" in other.stderr
 
 
-def test_summary_statistics_and_verdicts():
-    module = _module()
+def test_summary_statistics_and_verdicts(table):
+    module = table
     results = []
     for seed, (last, only) in enumerate([(0.5, 0.4), (0.6, 0.48)]):
         for arch, similarity in module.NETWORKS:
@@ -74,9 +77,8 @@ def test_summary_statistics_and_verdicts():
     assert math.isnan(single[0]["jf_std"])
 
 
-def test_the_budget_probe_times_the_recipe(tmp_path):
+def test_the_budget_probe_times_the_recipe(table, tmp_path):
     """With --minutes the table times each architecture's training step to give all the same iterations."""
-    table = _module()
     args = table.parse_args(["--out", str(tmp_path), "--minutes", "1", "--size", "32", "48", "--train_frames", "5",
                              "--batch", "1"])
     seconds = table.seconds_per_iteration(table.train_arguments(args, 3, 10, tmp_path, 10), steps=1)
