@@ -26,7 +26,7 @@ from dataset.augment import (
 )
 from dataset.sampling import FRAMES
 from util.fileio import InputError
-from util.imageio import open_image, read_image
+from util.imageio import is_hidden, open_image, read_image
 
 # (folder under static_root, times each image is listed)
 STATIC_SETS: tuple[tuple[str, int], ...] = (
@@ -38,7 +38,8 @@ def list_image_pairs(folder: Path) -> list[Path]:
     """The .jpg images under `folder` (any depth, name order), each checked to have its .png mask beside it."""
     if not folder.is_dir():
         raise InputError(f"{folder}: static image folder not found")
-    images = sorted(path for path in folder.rglob("*") if path.suffix.lower() == ".jpg")
+    images = sorted(path for path in folder.rglob("*") if path.suffix.lower() == ".jpg"
+                    and not any(is_hidden(Path(part)) for part in path.relative_to(folder).parts))
     if not images:
         raise InputError(f"{folder}: no .jpg images in the folder")
     for image in images:

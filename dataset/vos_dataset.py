@@ -26,7 +26,7 @@ from dataset.augment import (
 )
 from dataset.sampling import FRAMES
 from util.fileio import InputError
-from util.imageio import read_image, read_list, read_mask
+from util.imageio import entries, read_image, read_list, read_mask
 
 MAX_OBJECTS = 2
 MAX_TRIALS = 5  # frame draws per sample before giving up on finding an object in the first frame
@@ -84,8 +84,8 @@ def _frame_stems(folders: VideoFolders, video: str) -> list[str]:
     for folder in (image_dir, mask_dir):
         if not folder.is_dir():
             raise InputError(f"{folder}: folder of video {video} not found")
-    masks = {path.stem for path in mask_dir.iterdir() if path.suffix == ".png"}
-    return sorted(path.stem for path in image_dir.iterdir() if path.suffix == ".jpg" and path.stem in masks)
+    masks = {path.stem for path in entries(mask_dir, "*.png")}
+    return [path.stem for path in entries(image_dir, "*.jpg") if path.stem in masks]
 
 
 def list_videos(folders: VideoFolders) -> dict[str, list[str]]:
@@ -102,7 +102,7 @@ def list_videos(folders: VideoFolders) -> dict[str, list[str]]:
                       f"{folders.images} (e.g. {missing[0]}); training on the other {len(present)}")
             names = present
     elif folders.images.is_dir():
-        names = sorted(path.name for path in folders.images.iterdir() if path.is_dir())
+        names = [path.name for path in entries(folders.images) if path.is_dir()]
     else:
         raise InputError(f"{folders.images}: video frame folder not found")
     videos = {name: _frame_stems(folders, name) for name in names}

@@ -8,8 +8,8 @@ import torch
 
 from inference.core import MemorySchedule
 from model.memory import SIMILARITIES
+from util.cli import at_least, check_flags, positive
 from util.distributed import pick_device
-from util.fileio import InputError
 
 
 def add_inference_args(parser: argparse.ArgumentParser, default_size: Optional[int] = None) -> None:
@@ -34,6 +34,13 @@ def add_inference_args(parser: argparse.ArgumentParser, default_size: Optional[i
                         help="process at this shorter side (default: %(default)s; None = as stored)")
     parser.add_argument("--amp", action="store_true", help="fp16 autocast on CUDA, bf16 on the CPU")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+
+# Values that make no sense stop an evaluation script at once (exit 2).
+FLAG_RULES = {
+    "top": at_least(0), "mem_every": at_least(1), "max_mem_frames": at_least(1), "kmn_sigma": positive(),
+    "size": (lambda size: size == 0 or size >= 16, "must be 0 (as stored) or at least 16"),
+}
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,7 @@ class EvalConfig:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "EvalConfig":
-        if args.mem_every < 1:
-            raise InputError(f"--mem_every must be at least 1, got {args.mem_every}")
+        check_flags(args, FLAG_RULES)
         schedule = MemorySchedule(args.mem_every, args.include_last, args.top, args.max_mem_frames, args.kmn_sigma)
         options = RunOptions(pick_device(args.device), args.amp, args.size, getattr(args, "overlay", False),
                              args.flip)

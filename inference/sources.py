@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from util.fileio import InputError
-from util.imageio import list_images, read_davis_sequences, read_image, read_mask
+from util.imageio import entries, list_images, read_davis_sequences, read_image, read_mask
 
 
 @dataclass
@@ -97,7 +97,7 @@ def youtube_videos(root: Path, split: str, output_all: bool = False) -> list[Vid
     for name in sorted(meta):
         asked = {f for obj in meta[name]["objects"].values() for f in obj["frames"]}
         mask_dir = root / split / "Annotations" / name
-        masks = {p.stem: p for p in mask_dir.glob("*.png")}
+        masks = {p.stem: p for p in entries(mask_dir, "*.png")}
         if not masks:
             raise InputError(f"{mask_dir}: no annotation PNGs for video {name}")
         frames = [FrameInfo(p.stem, p, masks.get(p.stem), output_all or p.stem in asked)
@@ -120,8 +120,8 @@ def folder_videos(root: Path) -> list[Video]:
     if not image_root.is_dir():
         raise InputError(f"{image_root}: no JPEGImages folder (expected a DAVIS or YouTubeVOS layout)")
     videos = []
-    for folder in sorted(p for p in image_root.iterdir() if p.is_dir()):
-        masks = {p.stem: p for p in (mask_root / folder.name).glob("*.png")}
+    for folder in (p for p in entries(image_root) if p.is_dir()):
+        masks = {p.stem: p for p in entries(mask_root / folder.name, "*.png")}
         frames = [FrameInfo(p.stem, p, masks.get(p.stem)) for p in list_images(folder)]
         if frames[0].mask_path is None and not masks:
             raise InputError(f"{mask_root / folder.name}: no annotation for video {folder.name}")

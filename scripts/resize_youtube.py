@@ -18,7 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from util.fileio import InputError, atomic_dir
-from util.imageio import open_image, read_indexed_png, write_indexed_png
+from util.imageio import entries, open_image, read_indexed_png, write_indexed_png
 
 FOLDERS = (("JPEGImages", ".jpg"), ("Annotations", ".png"))
 
@@ -75,7 +75,7 @@ def resize_video(job: tuple[Path, Path, str, int]) -> str:
             continue
         video_out = target / folder / video
         video_out.mkdir(parents=True)
-        for path in sorted(video_in.iterdir()):
+        for path in entries(video_in):
             if path.suffix.lower() == suffix:
                 resize(path, video_out / path.name, shorter)
     return video
@@ -86,7 +86,7 @@ def list_videos(source: Path) -> list[str]:
     for folder, _ in FOLDERS:
         if not (source / folder).is_dir():
             raise InputError(f"{source / folder}: not found (is --in the YouTubeVOS train folder?)")
-    videos = sorted(path.name for path in (source / "JPEGImages").iterdir() if path.is_dir())
+    videos = [path.name for path in entries(source / "JPEGImages") if path.is_dir()]
     if not videos:
         raise InputError(f"{source / 'JPEGImages'}: no video folders")
     return videos

@@ -224,10 +224,39 @@ def test_mask_and_image_sizes_differ(davis_root, weights, tmp_path):
     assert not (out / seq).exists()
 
 
-def test_rgb_mask_is_refused(davis_root, weights, tmp_path):
+def test_rgb_mask_outside_the_palette_is_refused(davis_root, weights, tmp_path):
     root, _, annotations, _ = _broken_copy(davis_root, tmp_path)
-    Image.open(annotations / "00000.png").convert("RGB").save(annotations / "00000.png")
-    _expect_failure(weights, root, tmp_path, "not an indexed (palette) PNG")
+    rgb = np.array(Image.open(annotations / "00000.png").convert("RGB"))
+    rgb[0, 0] = (10, 200, 30)  # e.g. a mask painted by hand or saved through a lossy format
+    Image.fromarray(rgb).save(annotations / "00000.png")
+    _expect_failure(weights, root, tmp_path, "not an indexed (palette) PNG but an RGB mask with 1 colours")
+
+
+def test_a_messy_copy_of_the_dataset_gives_the_same_masks(davis_root, weights, tmp_path):
+    """Junk beside the frames and masks, the first masks re-saved as RGB, the list from Windows."""
+    messy = tmp_path / "messy"
+    shutil.copytree(davis_root / "trainval", messy)
+    names = _sequences(davis_root)
+    for name in names:
+        for kind in ("JPEGImages", "Annotations"):
+            folder = messy / kind / "480p" / name
+            (folder / ".DS_Store").write_bytes(b"junk")
+            (folder / "._00000.jpg").write_bytes(b"\x00\x05\x16\x07")
+            (folder / "._00000.png").write_bytes(b"\x00\x05\x16\x07")
+        first = messy / "Annotations" / "480p" / name / "00000.png"
+        Image.open(first).convert("RGB").save(first)
+    (messy / "JPEGImages" / "480p" / ".ipynb_checkpoints").mkdir()
+    (messy / "ImageSets" / "2017" / "val.txt").write_bytes(("\ufeff" + "\r\n".join(names) + "\r\n").encode())
+    outputs = {}
+    for label, root in (("clean", davis_root), ("messy", messy)):
+        outputs[label] = tmp_path / label
+        run_script("eval_davis.py", "--model", weights, "--davis_path", root, "--output", outputs[label])
+    for name in names:
+        frames = sorted(p.name for p in (outputs["clean"] / name).iterdir())
+        assert frames == sorted(p.name for p in (outputs["messy"] / name).iterdir())
+        for frame in frames:
+            assert np.array_equal(read_indexed_png(outputs["clean"] / name / frame)[0],
+                                  read_indexed_png(outputs["messy"] / name / frame)[0])
 
 
 def test_unreadable_image_leaves_no_half_written_sequence(davis_root, weights, tmp_path):
@@ -285,3 +314,15 @@ def test_amp_option_runs_the_network_in_bfloat16_with_fp32_probabilities(referen
         hook.remove()
     assert dtypes and set(dtypes) == {torch.bfloat16}
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in probs)
+
+
+def test_evaluation_flags_that_make_no_sense_stop_at_once(davis_root, weights, tmp_path):
+    for flag, value, message in (("--top", "-1", "--top -1: must be at least 0"),
+                                 ("--mem_every", "0", "--mem_every 0: must be at least 1"),
+                                 ("--max_mem_frames", "0", "--max_mem_frames 0: must be at least 1"),
+                                 ("--size", "8", "--size 8: must be 0 (as stored) or at least 16")):
+        out = tmp_path / flag.strip("-")
+        result = run_script("eval_davis.py", "--model", weights, "--davis_path", davis_root, "--output", out,
+                            flag, value, check=False)
+        assert result.returncode == 2 and result.stderr.strip() == f"error: {message}", result.stderr
+        assert not out.exists()

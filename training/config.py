@@ -7,6 +7,7 @@ from typing import Optional
 from model.backbones import BACKBONES
 from model.checkpoint import ARCHS, read_checkpoint, resolve_spec
 from model.memory import SIMILARITIES
+from util.cli import at_least, check_flags, positive
 from util.fileio import InputError
 
 
@@ -29,6 +30,18 @@ STAGES = {
     1: StageDefaults(500_000, (450_000,), 8, False, "bl30k", "BL30K training"),
     2: StageDefaults(300_000, (250_000,), 8, False, "vos", "main training after BL30K"),
     3: StageDefaults(150_000, (125_000,), 8, False, "vos", "main training"),
+}
+
+
+# Values that make no sense stop train.py at once (exit 2) instead of failing later with a traceback.
+FLAG_RULES = {
+    "iterations": at_least(1), "batch_size": at_least(1), "lr": positive(), "gamma": positive(),
+    "weight_decay": at_least(0), "warmup": at_least(0), "clip_grad": at_least(0), "bootstrap_start": at_least(0),
+    "bootstrap_end": at_least(0), "bootstrap_top_p": (lambda p: 0 < p <= 1, "must be in (0, 1]"),
+    "crop_size": at_least(16), "num_workers": at_least(0), "save_every": at_least(1), "log_every": at_least(1),
+    "log_image_every": at_least(1), "max_nonfinite": at_least(1), "stop_at": at_least(1),
+    "steps": (lambda steps: all(step >= 0 for step in steps), "iterations must be at least 0"),
+    "synthetic": (lambda hwf: min(hwf[:2]) >= 16 and hwf[2] >= 3, "needs H and W of at least 16 and 3 frames"),
 }
 
 
@@ -164,6 +177,7 @@ class TrainConfig:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
+        check_flags(args, FLAG_RULES)
         stage = STAGES[args.stage]
         if args.resume and args.load_model and args.resume != args.load_model:
             raise InputError("--resume and --load_model name different checkpoints; give one")

@@ -1,6 +1,7 @@
 """What every entry script does around its main: bad input ends with one line and exit code 2."""
+import argparse
 import sys
-from typing import Callable
+from typing import Any, Callable
 
 from util.fileio import InputError
 
@@ -13,3 +14,24 @@ def run_cli(main: Callable[[], int]) -> None:
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+Rule = tuple[Callable[[Any], bool], str]
+
+
+def check_flags(args: argparse.Namespace, rules: dict[str, Rule]) -> None:
+    """An InputError naming the first flag whose value breaks its rule (a flag left unset is not checked),
+    so that a value that makes no sense stops the script before any work, not with a traceback later."""
+    for name, (valid, expected) in rules.items():
+        value = getattr(args, name, None)
+        if value is not None and not valid(value):
+            shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            raise InputError(f"--{name} {shown}: {expected}")
+
+
+def at_least(minimum: float) -> Rule:
+    return (lambda value: value >= minimum, f"must be at least {minimum:g}")
+
+
+def positive() -> Rule:
+    return (lambda value: value > 0, "must be positive")

@@ -73,12 +73,34 @@ VOID_LABEL = 255  # DAVIS 2017's "ignore" label in indexed masks
 
 
 def read_label_map(path: Union[str, Path]) -> tuple[np.ndarray, str]:
-    """The labels of a mask PNG and its mode: the indices of an indexed PNG ('P', as DAVIS 2017 and
-    YouTubeVOS store masks) or the values of an 8-bit grey one ('L', as DAVIS 2016 does: 0 and 255)."""
+    """The labels of a mask PNG and how to read them: 'P' for label indices (an indexed PNG, as DAVIS 2017
+    and YouTubeVOS store masks, or an RGB one in the DAVIS palette's colours), 'L' for an 8-bit grey mask
+    (labels, or DAVIS 2016's 0/255; 1-bit and 16-bit masks too). Anything else is an InputError."""
     with open_image(path) as image:
-        if image.mode not in ("P", "L"):
-            raise InputError(f"{path}: not an indexed (palette) PNG nor an 8-bit grey mask but mode {image.mode!r}")
-        return np.array(image, dtype=np.uint8), image.mode
+        if image.mode in ("P", "L"):
+            return np.array(image, dtype=np.uint8), image.mode
+        if image.mode in ("1", "LA"):
+            return np.array(image.convert("L"), dtype=np.uint8), "L"
+        if image.mode.startswith("I"):
+            values = np.array(image)
+            if values.min() < 0 or values.max() > 255:
+                raise InputError(f"{path}: a {image.mode} mask with values up to {values.max()}; labels must be 0-255")
+            return values.astype(np.uint8), "L"
+        if image.mode in ("RGB", "RGBA"):
+            return _palette_labels(np.array(image.convert("RGB")), path), "P"
+        raise InputError(f"{path}: not an indexed (palette) PNG nor an 8-bit grey mask but mode {image.mode!r}")
+
+
+def _palette_labels(rgb: np.ndarray, path: Union[str, Path]) -> np.ndarray:
+    """Label indices of an RGB mask drawn in DAVIS palette colours (as a viewer saves an indexed mask)."""
+    index_of = {tuple(DAVIS_PALETTE[3 * i:3 * i + 3]): i for i in range(255, -1, -1)}  # lowest index wins
+    colours, inverse = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+    unknown = [tuple(int(v) for v in colour) for colour in colours if tuple(int(v) for v in colour) not in index_of]
+    if unknown:
+        raise InputError(f"{path}: not an indexed (palette) PNG but an RGB mask with {len(unknown)} colours outside "
+                         f"the DAVIS palette (e.g. {unknown[0]}); save it as an indexed or grey label PNG")
+    lookup = np.array([index_of[tuple(int(v) for v in colour)] for colour in colours], dtype=np.uint8)
+    return lookup[inverse.reshape(-1)].reshape(rgb.shape[:2])
 
 
 def merge_objects(labels: np.ndarray, mode: str, keep_void: bool = False) -> np.ndarray:
@@ -111,7 +133,7 @@ def read_davis_sequences(davis_path: Path, subset: str, year: int) -> list[str]:
     released_2016 = davis_path / "ImageSets" / "480p" / f"{subset}.txt"
     if year == 2016 and not list_path.is_file() and released_2016.is_file():
         list_path, names = released_2016, []
-        for number, line in enumerate(released_2016.read_text().splitlines(), 1):
+        for number, line in enumerate(released_2016.read_text(encoding="utf-8-sig").splitlines(), 1):
             if not line.strip():
                 continue
             parts = Path(line.split()[0].lstrip("/")).parts
@@ -123,17 +145,28 @@ def read_davis_sequences(davis_path: Path, subset: str, year: int) -> list[str]:
     elif not list_path.is_file():
         raise InputError(f"{list_path}: no such set list (is the path a DAVIS {year} folder?)")
     else:
-        names = [line.strip() for line in list_path.read_text().splitlines() if line.strip()]
+        names = [line.strip() for line in list_path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     if not names:
         raise InputError(f"{list_path}: the set list is empty")
     return names
+
+
+def is_hidden(path: Path) -> bool:
+    """What operating systems and tools leave beside data (`.DS_Store`, `._00000.jpg` AppleDouble files,
+    `.ipynb_checkpoints`, `__MACOSX`): never a frame, mask or video of a dataset."""
+    return path.name.startswith(".") or path.name == "__MACOSX"
+
+
+def entries(folder: Path, pattern: str = "*") -> list[Path]:
+    """The visible entries of `folder` matching `pattern` (hidden ones skipped), in name order."""
+    return sorted(path for path in folder.glob(pattern) if not is_hidden(path))
 
 
 def list_images(folder: Path) -> list[Path]:
     """The frame files of a folder in name order; InputError if the folder is missing or empty."""
     if not folder.is_dir():
         raise InputError(f"{folder}: no such frame folder")
-    frames = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    frames = [p for p in entries(folder) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
     if not frames:
         raise InputError(f"{folder}: empty sequence (no .jpg/.png frames)")
     return frames
@@ -143,4 +176,4 @@ def read_list(path: Path) -> list[str]:
     """Sequence names from an ImageSets-style list file."""
     if not path.is_file():
         raise InputError(f"{path}: sequence list not found (is the dataset root right?)")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]

@@ -24,7 +24,15 @@ import numpy as np
 from tqdm import tqdm
 
 from util.fileio import InputError, atomic_path
-from util.imageio import VOID_LABEL, merge_objects, open_image, read_davis_sequences, read_indexed_png, read_label_map
+from util.imageio import (
+    VOID_LABEL,
+    entries,
+    merge_objects,
+    open_image,
+    read_davis_sequences,
+    read_indexed_png,
+    read_label_map,
+)
 
 BOUNDARY_TOLERANCE = 0.008  # of the image diagonal, as in the toolkit
 MEASURES = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
@@ -105,7 +113,7 @@ def _read_annotations(folder: Path, year: int) -> tuple[list[str], np.ndarray]:
     """(frame names, (T, H, W) labels) of one sequence's ground truth, all frames of one size."""
     if not folder.is_dir():
         raise InputError(f"{folder}: no such annotation folder")
-    paths = sorted(folder.glob("*.png"))
+    paths = entries(folder, "*.png")
     if len(paths) < 3:
         raise InputError(f"{folder}: {len(paths)} annotated frames; the protocol needs at least 3 "
                          "(the first and last are not evaluated)")
@@ -222,7 +230,7 @@ def _pixel_frames(annotation_root: Path, sequences: list[str]) -> int:
     """Annotated frames x pixels over the sequences (sizes from the first PNG headers): the work to do."""
     total = 0
     for sequence in sequences:
-        frames = sorted((annotation_root / sequence).glob("*.png"))
+        frames = entries(annotation_root / sequence, "*.png")
         if frames:
             with open_image(frames[0]) as first:
                 total += len(frames) * first.width * first.height

@@ -1,5 +1,6 @@
 """train.py and the trainer: stage defaults, exact resume, torchrun DDP, signals, non-finite losses."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -199,3 +200,26 @@ def test_yv_subset_flag_reaches_the_training_set(data_roots, tmp_path):
     whole = build_dataset(TrainConfig.from_args(training_parser().parse_args(base)))
     filtered = build_dataset(TrainConfig.from_args(training_parser().parse_args(base + ["--yv_subset", str(subset)])))
     assert len(whole) - len(filtered) == len(videos) - 1
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--save_every", "0", "--save_every 0: must be at least 1"),
+    ("--log_every", "0", "--log_every 0: must be at least 1"),
+    ("-i", "0", "--iterations 0: must be at least 1"),
+    ("-b", "0", "--batch_size 0: must be at least 1"),
+    ("--lr", "-0.001", "--lr -0.001: must be positive"),
+    ("--bootstrap_top_p", "1.5", "--bootstrap_top_p 1.5: must be in (0, 1]"),
+    ("--crop_size", "8", "--crop_size 8: must be at least 16"),
+    ("--num_workers", "-1", "--num_workers -1: must be at least 0"),
+])
+def test_flag_values_that_make_no_sense_are_refused(flag, value, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        TrainConfig.from_args(training_parser().parse_args(["--stage", "3", flag, value]))
+    with pytest.raises(InputError, match="needs H and W of at least 16 and 3 frames"):
+        TrainConfig.from_args(training_parser().parse_args(["--stage", "3", "--synthetic", "8", "8", "2"]))
+
+
+def test_train_py_stops_on_a_nonsense_flag_with_one_line(tmp_path):
+    result = run_script("train.py", "--stage", "3", "--save_every", "0", "--save_dir", tmp_path, check=False)
+    assert result.returncode == 2 and result.stderr.strip() == "error: --save_every 0: must be at least 1"
+    assert not any(tmp_path.iterdir())
