@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install test demo clean
+.PHONY: install test test-gpu demo clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest -q tests
+
+test-gpu: install  # the GPU path only (tests marked cuda), with the memory figures printed
+	$(PY) -m pytest -q -s -m cuda tests
 
 demo: install
 	$(PY) scripts/demo.py

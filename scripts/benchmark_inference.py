@@ -7,7 +7,7 @@ the longest length asked for; a shorter video is its prefix, so its row is read 
 networks process the same frames in the same process, interleaved frame by frame, so that a load on
 the machine hits both alike; the ratio of their FPS is printed after the table. Prints: frames/s,
 time per frame at frame 20 and at the end, peak memory (RSS, of the process, so of all architectures
-of that object count; CUDA max-allocated on a GPU), memory bank size (per architecture), and achieved
+of that object count; CUDA max-allocated on a GPU), with `--amp` the same under mixed precision, memory bank size (per architecture), and achieved
 GFLOP/s of a whole frame against the fp32 matmul rate measured in the same process.
 Example: python scripts/benchmark_inference.py --lengths 50 100 200 --objects 1 3 --arch stcn stm
 """
@@ -27,7 +27,7 @@ from dataset.synthetic import generate_video
 from inference.core import InferenceCore, MemorySchedule
 from model.checkpoint import ARCHS, NetworkSpec
 from model.fold import fold_batchnorm
-from util.distributed import peak_memory_bytes, pick_device, synchronise
+from util.distributed import autocast, peak_memory_bytes, pick_device, synchronise
 from util.preprocess import normalise
 
 WINDOW = 5  # frames averaged for the per-frame times
@@ -69,10 +69,11 @@ def build_network(arch: str, similarity: str, device: torch.device, channels_las
 
 
 class _Timed:
-    """One architecture's core and its per-frame times over the streamed video."""
+    """One architecture's core (under mixed precision with `amp`) and its per-frame times."""
 
-    def __init__(self, arch: str, core: InferenceCore) -> None:
-        self.arch, self.core = arch, core
+    def __init__(self, arch: str, core: InferenceCore, amp: bool = False) -> None:
+        self.arch, self.core, self.amp = arch, core, amp
+        self.label = f"{arch}+amp" if amp else arch
         self.times: list[float] = []
         self.flops, self.at_20 = 0.0, None
 
@@ -82,8 +83,8 @@ def run_one(args: argparse.Namespace) -> list[dict]:
     frame; one row per architecture and length, read off at that frame."""
     device = pick_device(args.device)
     schedule = MemorySchedule(args.mem_every, args.include_last, args.top)
-    runs = [_Timed(arch, InferenceCore(build_network(arch, args.similarity, device, args.channels_last), schedule))
-            for arch in args.arch]
+    runs = [_Timed(arch, InferenceCore(build_network(arch, args.similarity, device, args.channels_last), schedule), amp)
+            for arch in args.arch for amp in ((False, True) if args.amp else (False,))]
     rate = matmul_gflops(device)
     length = max(args.lengths)
     rows = []
@@ -93,7 +94,7 @@ def run_one(args: argparse.Namespace) -> list[dict]:
             counter = FlopCounterMode(display=False) if t == 20 else None
             synchronise(device)
             start = time.perf_counter()
-            with counter if counter is not None else nullcontext():
+            with counter if counter is not None else nullcontext(), autocast(device, run.amp):
                 run.core.step(image, mask, is_last=t == length - 1)
             synchronise(device)
             run.times.append(time.perf_counter() - start)
@@ -104,7 +105,7 @@ def run_one(args: argparse.Namespace) -> list[dict]:
         if t + 1 in args.lengths:
             for run in runs:
                 rows.append({
-                    "arch": run.arch, "objects": args.objects, "length": t + 1, "fps": t / sum(run.times[1:]),
+                    "arch": run.label, "objects": args.objects, "length": t + 1, "fps": t / sum(run.times[1:]),
                     "s_at_20": run.at_20, "s_at_end": float(np.mean(run.times[-WINDOW:])),
                     "peak_mb": peak_memory_bytes(device) / 2**20, "bank_mb": bank_bytes(run.core) / 2**20,
                     "frame_gflop": run.flops / 1e9, "achieved_gflops": run.flops / 1e9 / run.at_20,
@@ -117,7 +118,7 @@ PAPER_FPS = {"stcn": 20.2, "stm": 10.2}  # multi-object FPS on the authors' GPU 
 
 
 def print_ratios(rows: list[dict]) -> None:
-    """FPS of the first architecture over each other, per object count and length, beside the paper's."""
+    """FPS of the first network over each other, per object count and length, beside the paper's."""
     archs = list(dict.fromkeys(row["arch"] for row in rows))
     fps = {(row["arch"], row["objects"], row["length"]): row["fps"] for row in rows}
     for other in archs[1:]:
@@ -144,6 +145,9 @@ def main() -> int:
     parser.add_argument("--mem_every", type=int, default=5)
     parser.add_argument("--include_last", action="store_true")
     parser.add_argument("--channels_last", action="store_true")
+    parser.add_argument("--amp", action="store_true",
+                        help="also time every architecture under mixed precision (fp16 on CUDA, bf16 on the CPU), "
+                             "interleaved with fp32 (rows <arch>+amp)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one object count
@@ -157,7 +161,7 @@ def main() -> int:
     rows = []
     if len(set(args.arch)) != len(args.arch):
         parser.error("--arch lists an architecture twice")
-    print(f"{'arch':>5} {'objects':>7} {'frames':>6} {'FPS':>6} {'s/frame@20':>10} {'s/frame@end':>11} {'end/20':>6} "
+    print(f"{'arch':>8} {'objects':>7} {'frames':>6} {'FPS':>6} {'s/frame@20':>10} {'s/frame@end':>11} {'end/20':>6} "
           f"{'peak MB':>8} {'bank MB':>8} {'GFLOP/frame':>11} {'GFLOP/s':>8} {'matmul GFLOP/s':>14} {'ratio':>6}")
     for objects in args.objects:
         child = [sys.executable, __file__, "--child", "--lengths", *map(str, args.lengths), "--objects",
@@ -165,14 +169,15 @@ def main() -> int:
                  str(args.mem_every), "--device", args.device, "--arch", *args.arch] \
             + (["--include_last"] if args.include_last else []) \
             + (["--channels_last"] if args.channels_last else []) \
+            + (["--amp"] if args.amp else []) \
             + (["--similarity", args.similarity] if args.similarity else [])
         for row in json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout):
             rows.append(row)
-            print(f"{row['arch']:>5} {objects:>7} {row['length']:>6} {row['fps']:>6.2f} {row['s_at_20']:>10.3f} "
+            print(f"{row['arch']:>8} {objects:>7} {row['length']:>6} {row['fps']:>6.2f} {row['s_at_20']:>10.3f} "
                   f"{row['s_at_end']:>11.3f} {row['s_at_end'] / row['s_at_20']:>6.2f} {row['peak_mb']:>8.0f} "
                   f"{row['bank_mb']:>8.1f} {row['frame_gflop']:>11.1f} {row['achieved_gflops']:>8.1f} "
                   f"{row['matmul_gflops']:>14.1f} {row['achieved_gflops'] / row['matmul_gflops']:>6.2f}", flush=True)
-    if len(args.arch) > 1:
+    if len(args.arch) > 1 or args.amp:
         print_ratios(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

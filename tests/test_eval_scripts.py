@@ -297,9 +297,8 @@ def test_amp_runs_in_bfloat16_on_the_cpu(reference_dir, weights, tmp_path):
 
 
 def test_amp_option_runs_the_network_in_bfloat16_with_fp32_probabilities(reference_dir, deterministic_stcn):
-    from inference.config import RunOptions
     from inference.core import InferenceCore
-    from inference.runner import autocast
+    from util.distributed import autocast
     from util.preprocess import normalise
 
     clip = np.load(reference_dir / "inference_2obj.npz")
@@ -307,7 +306,7 @@ def test_amp_option_runs_the_network_in_bfloat16_with_fp32_probabilities(referen
     hook = deterministic_stcn.decoder.pred.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
     try:
         core = InferenceCore(deterministic_stcn)
-        with autocast(RunOptions(amp=True)):
+        with autocast(torch.device("cpu"), True):
             probs = [core.step(normalise(frame), clip["first_mask"] if t == 0 else None)
                      for t, frame in enumerate(clip["frames"][:3])]
     finally:
