@@ -50,11 +50,13 @@ class Video:
 
 
 def davis_split_root(davis_path: Path, split_folder: str = "trainval") -> Path:
-    """`<davis_path>/<split_folder>` (trainval or test-dev), or `davis_path` itself if it already is that
-    folder (has ImageSets)."""
-    for root in (davis_path / split_folder, davis_path):
+    """`<davis_path>/<split_folder>` (trainval or test-dev), `davis_path` itself if it already is that
+    folder (has ImageSets), or `<davis_path>/2017/<split_folder>` when given the folder above DAVIS 2017."""
+    for root in (davis_path / split_folder, davis_path, davis_path / "2017" / split_folder):
         if (root / "ImageSets").is_dir():
             return root
+    if not davis_path.is_dir():
+        raise InputError(f"{davis_path}: no such folder")
     raise InputError(f"{davis_path}: no {split_folder}/ImageSets folder (is it the DAVIS root?)")
 
 

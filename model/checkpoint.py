@@ -32,6 +32,8 @@ class CheckpointError(InputError):
 def read_checkpoint(path: Union[str, Path]) -> dict[str, Any]:
     """torch.load on the CPU with a clear error for a missing or unreadable file."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file (give the .pth inside it)")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:

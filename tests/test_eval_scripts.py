@@ -325,3 +325,13 @@ def test_evaluation_flags_that_make_no_sense_stop_at_once(davis_root, weights, t
                             flag, value, check=False)
         assert result.returncode == 2 and result.stderr.strip() == f"error: {message}", result.stderr
         assert not out.exists()
+
+
+def test_paths_one_level_off(davis_root, weights, tmp_path):
+    """The folder above DAVIS 2017 works as --davis_path; a folder given as --model is named as such."""
+    out = tmp_path / "above"
+    run_script("eval_davis.py", "--model", weights, "--davis_path", davis_root.parent, "--output", out)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(_sequences(davis_root))
+    result = run_script("eval_davis.py", "--model", weights.parent, "--davis_path", davis_root, "--output",
+                        tmp_path / "folder", check=False)
+    assert result.returncode == 2 and "a folder, not a checkpoint file" in result.stderr
