@@ -61,11 +61,18 @@ def test_amp_training_step_is_finite_close_to_fp32_and_its_scaler_resumes_exactl
     resumed = _trainer(amp=True)
     resumed.load(run.checkpoint)
     assert resumed.scaler.state_dict() == amp.scaler.state_dict() and resumed.iteration == amp.iteration
+    for mine, theirs in zip(amp.network.parameters(), resumed.network.parameters()):
+        assert torch.equal(mine, theirs)
+    mine, theirs = amp.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    assert mine.keys() == theirs.keys()
+    for key in mine:
+        for name, value in mine[key].items():
+            assert torch.equal(torch.as_tensor(value).cpu(), torch.as_tensor(theirs[key][name]).cpu()), name
     resumed.train_mode()
     amp.step(batch)
-    resumed.step(batch)
+    resumed.step(batch)  # the same step again (CUDA atomics may differ in the last bits: one Adam step is <= lr)
     for mine, theirs in zip(amp.network.parameters(), resumed.network.parameters()):
-        torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-6)
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=2e-5)
     assert resumed.scaler.get_scale() == amp.scaler.get_scale()
 
 
