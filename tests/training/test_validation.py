@@ -61,5 +61,5 @@ def test_validation_flags_are_checked(data_roots, tmp_path):
     result = _train(data_roots, tmp_path, "-i", "1", "--val_every", "5", check=False)
     assert result.returncode == 2 and "--val_every 5: give a positive interval, with --val_root" in result.stderr
     result = _train(data_roots, tmp_path, "-i", "1", "--val_root", tmp_path / "nowhere", check=False)
-    assert result.returncode == 2 and "nowhere: no trainval/ImageSets folder" in result.stderr
+    assert result.returncode == 2 and "nowhere: no such folder" in result.stderr
     assert "Traceback" not in result.stderr
