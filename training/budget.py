@@ -3,8 +3,9 @@
 The schedule's shape comes from `-i`/`--steps` (the learning-rate steps as fractions of the run); the
 planner stretches it to the iterations that fit the budget. Start-up iterations (loading, first-call
 costs, a briefly busy machine) are not timed; the plan is revised as iterations are timed and frozen at
-`FREEZE_FRACTION` of the planned run (runs of fewer than about 60 iterations reach their first curriculum
-switch before that and are not exactly repeatable). Everything in the schedule that depends on the total (the
+`FREEZE_FRACTION` of the planned run (runs of fewer than about 80 iterations reach their first curriculum
+switch before the first plan and are not exactly repeatable). The speed is that of the later half of
+the timed iterations, since the first ones after start-up can still be slower. Everything in the schedule that depends on the total (the
 learning-rate steps, the curriculum after its first 10%) comes later, so the recorded total repeated
 with `-i N --steps ...` gives exactly the same run.
 """
@@ -28,7 +29,7 @@ class BudgetPlanner:
     planned: Optional[int] = None
     per_iteration: float = float("nan")  # seconds, measured after start-up
     frozen: bool = False
-    _timed_from: Optional[tuple[int, float]] = field(default=None, repr=False)
+    _times: list[tuple[int, float]] = field(default_factory=list, repr=False)  # (iteration, seconds) after start-up
     _next_plan_after: int = field(default=FIRST_PLAN_AFTER, repr=False)
 
     def steps_for(self, iterations: int) -> tuple[int, ...]:
@@ -42,19 +43,18 @@ class BudgetPlanner:
             return None
         if iteration < self.start_iteration + STARTUP_ITERATIONS:
             return None
-        if self._timed_from is None:
-            self._timed_from = (iteration, train_seconds)
-            return None
-        start_iteration, start_seconds = self._timed_from
-        timed = iteration - start_iteration
+        self._times.append((iteration, train_seconds))
+        timed = iteration - self._times[0][0]
         at_freeze = self.planned is not None and iteration >= FREEZE_FRACTION * self.planned
         if timed < self._next_plan_after and not at_freeze:
             return None
         self._next_plan_after = 2 * timed
-        self.per_iteration = (train_seconds - start_seconds) / timed
+        # the speed of the later half of the timed iterations: the first ones may still be warming up
+        half_iteration, half_seconds = self._times[len(self._times) // 2]
+        self.per_iteration = (train_seconds - half_seconds) / (iteration - half_iteration)
         remaining = max(0.0, self.seconds - train_seconds)
         planned = max(iteration + 1, iteration + int(remaining / max(self.per_iteration, 1e-9)))
-        if at_freeze or iteration >= FREEZE_FRACTION * planned:
+        if iteration >= FREEZE_FRACTION * planned:
             self.frozen = True
         if planned == self.planned:
             return None
