@@ -93,11 +93,12 @@ def list_videos(folders: VideoFolders) -> dict[str, list[str]]:
     if folders.video_list is not None:
         names = read_list(folders.video_list)
         if folders.subset:
-            present = [name for name in names if (folders.images / name).is_dir()]
+            absent = {name for name in names if not (folders.images / name).is_dir()}
+            missing = [name for name in names if name in absent]
+            present = [name for name in names if name not in absent]
             if not present:
                 raise InputError(f"{folders.video_list}: none of its {len(names)} videos is in {folders.images}")
-            if len(present) < len(names):
-                missing = [name for name in names if name not in present]
+            if missing:
                 print(f"{folders.video_list}: {len(missing)} of {len(names)} listed videos are not in "
                       f"{folders.images} (e.g. {missing[0]}); training on the other {len(present)}")
             names = present

@@ -204,17 +204,12 @@ def run_eval_davis(weights: Path, data: Path, output: Path, args: argparse.Names
 def evaluate_in_process(weights: Path, data: Path, output: Path, schedule) -> dict:
     """J&F, J and F of some weights (their recorded similarity) on the validation set with a memory
     schedule, without starting a process (for the learning curve and the ablation table)."""
-    from inference.config import RunOptions
-    from inference.runner import run_videos
     from inference.sources import davis_videos
     from model.checkpoint import load_network
-    from util.metrics import evaluate_davis
+    from training.validation import davis_jf
 
-    network = load_network(weights, torch.device("cpu"))
-    videos = davis_videos(data, "val", 2017, "480p")
-    run_videos(network, videos, schedule, output, RunOptions())
-    numbers = evaluate_davis(data, output, "val", 2017, progress=False)
-    return {"jf": numbers["J&F-Mean"], "j": numbers["J-Mean"], "f": numbers["F-Mean"]}
+    cpu = torch.device("cpu")
+    return davis_jf(load_network(weights, cpu), data, davis_videos(data, "val", 2017, "480p"), schedule, output, cpu)
 
 
 def copy_first_mask(data: Path, output: Path) -> dict:

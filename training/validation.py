@@ -5,12 +5,16 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import torch
+
 from inference.config import RunOptions
 from inference.core import MemorySchedule
 from inference.runner import run_videos
-from inference.sources import davis_split_root, davis_videos
+from inference.sources import Video, davis_split_root, davis_videos
 from model.checkpoint import prepare_for_inference, save_weights
+from model.network import MemoryNetwork
 from training.trainer import RunPaths, Trainer
+from util.distributed import rank_and_world
 from util.fileio import atomic_path
 from util.metrics import evaluate_davis
 
@@ -32,13 +36,11 @@ class Validator:
         start = time.perf_counter()
         network = prepare_for_inference(trainer.network, trainer.device)
         masks = run.folder / "val" / "masks"  # the latest validation's masks and per-sequence tables
-        run_videos(network, self.videos, self.schedule, masks, RunOptions(device=trainer.device))
+        numbers = davis_jf(network, self.root, self.videos, self.schedule, masks, trainer.device)
         del network
-        if trainer.rank != 0:
+        if numbers is None:  # not rank 0
             return None
-        numbers = evaluate_davis(self.root, masks, "val", 2017, progress=False)
-        row = {"iteration": trainer.iteration, "jf": numbers["J&F-Mean"], "j": numbers["J-Mean"],
-               "f": numbers["F-Mean"], "train_minutes": trainer.train_seconds / 60,
+        row = {"iteration": trainer.iteration, **numbers, "train_minutes": trainer.train_seconds / 60,
                "val_seconds": time.perf_counter() - start}
         write_history(history_path(run), read_history(history_path(run), before=trainer.iteration) + [row])
         if trainer.best_val is None or row["jf"] > trainer.best_val:
@@ -47,6 +49,17 @@ class Validator:
                          {"iteration": trainer.iteration, "run_name": run.name, "val_jf": row["jf"],
                           "val_root": str(self.root), "train_config": trainer.config.to_json()})
         return row
+
+
+def davis_jf(network: MemoryNetwork, root: Path, videos: list[Video], schedule: MemorySchedule, masks: Path,
+             device: torch.device) -> Optional[dict]:
+    """Segment this rank's share of `videos` into `masks`; on rank 0 their J&F, J and F on the `val` list of
+    the DAVIS set at `root` (None on other ranks)."""
+    run_videos(network, videos, schedule, masks, RunOptions(device=device))
+    if rank_and_world()[0] != 0:
+        return None
+    numbers = evaluate_davis(root, masks, "val", 2017, progress=False)
+    return {"jf": numbers["J&F-Mean"], "j": numbers["J-Mean"], "f": numbers["F-Mean"]}
 
 
 def history_path(run: RunPaths) -> Path:

@@ -95,11 +95,12 @@ def _palette_labels(rgb: np.ndarray, path: Union[str, Path]) -> np.ndarray:
     """Label indices of an RGB mask drawn in DAVIS palette colours (as a viewer saves an indexed mask)."""
     index_of = {tuple(DAVIS_PALETTE[3 * i:3 * i + 3]): i for i in range(255, -1, -1)}  # lowest index wins
     colours, inverse = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
-    unknown = [tuple(int(v) for v in colour) for colour in colours if tuple(int(v) for v in colour) not in index_of]
+    colours = [tuple(int(v) for v in colour) for colour in colours]
+    unknown = [colour for colour in colours if colour not in index_of]
     if unknown:
         raise InputError(f"{path}: not an indexed (palette) PNG but an RGB mask with {len(unknown)} colours outside "
                          f"the DAVIS palette (e.g. {unknown[0]}); save it as an indexed or grey label PNG")
-    lookup = np.array([index_of[tuple(int(v) for v in colour)] for colour in colours], dtype=np.uint8)
+    lookup = np.array([index_of[colour] for colour in colours], dtype=np.uint8)
     return lookup[inverse.reshape(-1)].reshape(rgb.shape[:2])
 
 
@@ -145,7 +146,7 @@ def read_davis_sequences(davis_path: Path, subset: str, year: int) -> list[str]:
     elif not list_path.is_file():
         raise InputError(f"{list_path}: no such set list (is the path a DAVIS {year} folder?)")
     else:
-        names = [line.strip() for line in list_path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+        names = read_list(list_path)
     if not names:
         raise InputError(f"{list_path}: the set list is empty")
     return names

@@ -109,6 +109,12 @@ def evaluate_sequence(gt: np.ndarray, prediction: np.ndarray, num_objects: int) 
     return j_values, f_values
 
 
+def _read_labels(path: Path, year: int) -> tuple[np.ndarray, str]:
+    """A ground-truth or result mask as the toolkit reads it: an indexed PNG for 2017; for 2016 also the
+    release's 0/255 grey masks (`util.imageio.read_label_map`)."""
+    return read_label_map(path) if year == 2016 else (read_indexed_png(path)[0], "P")
+
+
 def _read_annotations(folder: Path, year: int) -> tuple[list[str], np.ndarray]:
     """(frame names, (T, H, W) labels) of one sequence's ground truth, all frames of one size."""
     if not folder.is_dir():
@@ -119,7 +125,7 @@ def _read_annotations(folder: Path, year: int) -> tuple[list[str], np.ndarray]:
                          "(the first and last are not evaluated)")
     frames = []
     for path in paths:
-        labels, mode = read_label_map(path) if year == 2016 else (read_indexed_png(path)[0], "P")
+        labels, mode = _read_labels(path, year)
         if frames and labels.shape != frames[0].shape:
             raise InputError(f"{path}: size {labels.shape[1]}x{labels.shape[0]} differs from the sequence's "
                              f"{frames[0].shape[1]}x{frames[0].shape[0]}")
@@ -136,7 +142,7 @@ def _read_results(folder: Path, names: list[str], shape: tuple[int, int], num_ob
         path = folder / f"{name}.png"
         if not path.is_file():
             raise InputError(f"{path}: missing result frame (every annotated frame but the first and last is needed)")
-        labels, mode = read_label_map(path) if year == 2016 else (read_indexed_png(path)[0], "P")
+        labels, mode = _read_labels(path, year)
         if labels.shape != shape:
             raise InputError(f"{path}: size {labels.shape[1]}x{labels.shape[0]} differs from the annotation's "
                              f"{shape[1]}x{shape[0]}")
