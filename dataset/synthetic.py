@@ -256,9 +256,9 @@ def _render(objects: list[_Object], canvas: np.ndarray, offset: np.ndarray, t: i
 
 
 def _place_objects(rng: np.random.Generator, count: int, num_frames: int, size: tuple[int, int],
-                   entry_step: Optional[int]) -> list[_Object]:
+                   entry_step: Optional[int], object_scale: float = 1.0) -> list[_Object]:
     """Objects sorted back to front, redrawn until each is clearly visible on its first frame."""
-    max_radius = min(size) * (0.35 if count <= 2 else 0.28 if count <= 4 else 0.2)
+    max_radius = min(size) * (0.35 if count <= 2 else 0.28 if count <= 4 else 0.2) * object_scale
     for _ in range(100):
         starts = _starts(rng, count, num_frames, entry_step)
         depths = rng.permutation(count)
@@ -272,16 +272,18 @@ def _place_objects(rng: np.random.Generator, count: int, num_frames: int, size: 
 
 
 def generate_video(rng: np.random.Generator, num_frames: int, size: tuple[int, int] = (96, 160),
-                   max_objects: int = 3, min_objects: int = 1, entry_step: Optional[int] = None) -> SyntheticVideo:
+                   max_objects: int = 3, min_objects: int = 1, entry_step: Optional[int] = None,
+                   object_scale: float = 1.0) -> SyntheticVideo:
     """A video of 1..max_objects labelled objects; all start on frame 0 unless `entry_step` is given.
 
     With `entry_step` (5 for YouTubeVOS) objects after the first may first appear on a later multiple of it;
-    at least one does when there are two objects or more and the video is long enough.
+    at least one does when there are two objects or more and the video is long enough. `object_scale`
+    multiplies the objects' sizes (e.g. to time inference against object size).
     """
     if num_frames < 1 or min(size) < 16 or not 1 <= min_objects <= max_objects <= 254:
         raise ValueError(f"invalid request: {num_frames} frames of size {size}, {min_objects}..{max_objects} objects")
     count = int(rng.integers(min_objects, max_objects + 1))
-    objects = _place_objects(rng, count, num_frames, size, entry_step)
+    objects = _place_objects(rng, count, num_frames, size, entry_step, object_scale)
     canvas, offsets = _background(rng, num_frames, size)
     rendered = [_render(objects, canvas, offsets[t], t, size) for t in range(num_frames)]
     categories = tuple(obj.category for obj in sorted(objects, key=lambda o: o.label))

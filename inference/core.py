@@ -10,6 +10,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
+from inference import local_decode
 from inference.memory_bank import MemoryBank
 from model.aggregate import aggregate
 from model.network import MemoryNetwork
@@ -64,15 +65,23 @@ class InferenceCore:
 
     `object_ids` lists the objects known so far (the caller's labels, in order of appearance); the
     probabilities returned by `step` are (K+1, H, W): background first, then `object_ids` in order.
+    Objects are decoded near where they can be (inference/local_decode.py) unless `exact_decode`; for
+    that, the memory values carry one more channel, each object's mask per stride-16 cell, and the
+    previous frame's mask cells are kept.
     """
 
-    def __init__(self, network: MemoryNetwork, schedule: MemorySchedule = MemorySchedule()) -> None:
+    def __init__(self, network: MemoryNetwork, schedule: MemorySchedule = MemorySchedule(),
+                 exact_decode: bool = False, margin: int = local_decode.MARGIN) -> None:
         self.network = network
         self.schedule = schedule
+        self.exact_decode = exact_decode
+        self.margin = margin
         self.object_ids: list[int] = []
         self.groups: list[_ObjectGroup] = []
         self.frame_index = -1
         self.last_memory_index: Optional[int] = None
+        self.previous_cells: Optional[torch.Tensor] = None  # K, h, w: the last frame's mask cells
+        self.whole_frame_decodes = 0  # objects decoded over the whole frame because they reached their box's edge
 
     def skip(self) -> None:
         """Advance past a frame without processing it (see `plan_frames`)."""
@@ -99,6 +108,8 @@ class InferenceCore:
             self._memorise(padded, features, prob, temporary=not is_memory)
             if is_memory:
                 self.last_memory_index = self.frame_index
+        if not self.exact_decode and self.groups:
+            self.previous_cells = local_decode.mask_cells(prob[1:])
         return unpad(prob, pads)
 
     def _propagate(self, features, size: torch.Size) -> torch.Tensor:
@@ -113,9 +124,19 @@ class InferenceCore:
             readouts.append(self.network.read_memory(
                 features.key, memory_key, memory_value, self.schedule.top_k, chunk, self.schedule.kernel_sigma
             ))
-        readout = torch.cat(readouts, dim=1)  # 1, K, Cv, h, w: groups hold consecutive objects in order
-        object_prob = torch.sigmoid(self.network.decode(readout, features, share_frame_terms=True))[0]  # K, H', W'
-        return aggregate(object_prob, dim=0)
+        readout = torch.cat(readouts, dim=1)  # 1, K, Cv(+1), h, w: groups hold consecutive objects in order
+        if self.exact_decode:
+            logits = self.network.decode(readout, features)
+        else:
+            readout, read_cells = readout[:, :, :-1], readout[0, :, -1]  # the read-out mask cells: K, h, w
+            presence = (read_cells > local_decode.PRESENCE) | (self.previous_cells > local_decode.PRESENCE)
+            boxes = local_decode.object_boxes(presence, self.margin)
+            if local_decode.worth_it(boxes, read_cells[0].numel()):
+                logits, whole = local_decode.decode_in_boxes(self.network, readout, features, boxes)
+                self.whole_frame_decodes += whole
+            else:
+                logits = self.network.decode(readout, features)
+        return aggregate(torch.sigmoid(logits)[0], dim=0)  # from K, H', W' objects
 
     def _add_objects(self, prob: torch.Tensor, mask: Union[np.ndarray, torch.Tensor],
                      new_object_ids: Sequence[int], pads) -> torch.Tensor:
@@ -139,7 +160,9 @@ class InferenceCore:
 
     def _memorise(self, padded: torch.Tensor, features, prob: torch.Tensor, temporary: bool) -> None:
         """Encode every known object's memory from its (soft) probability and add it to its group."""
-        keys, values = self.network.encode_memory(padded, features, prob[1:].unsqueeze(0), share_frame_terms=True)
+        keys, values = self.network.encode_memory(padded, features, prob[1:].unsqueeze(0))
+        if not self.exact_decode:  # 1, K, Cv+1, h, w
+            values = torch.cat([values, local_decode.mask_cells(prob[1:])[None, :, None].to(values.dtype)], dim=2)
         for group in self.groups:  # values 1, K, Cv, h, w; keys 1, Ck, h, w or 1, K, Ck, h, w
             group_keys = keys[:, group.indices] if self.network.keys_per_object else keys
             group.bank.add(group_keys, values[:, group.indices], temporary=temporary)

@@ -71,7 +71,7 @@ def segment_video(network: MemoryNetwork, video: Video, schedule: MemorySchedule
         raise InputError(f"video {video.name}: no annotated frame to start from")
     last_planned = max(i for i, p in enumerate(plan) if p)
     palette = _palette_of(video)
-    core = InferenceCore(network, schedule)
+    core = InferenceCore(network, schedule, options.exact_decode)
     frames_done, seconds = 0, 0.0
     with ExitStack() as stack:
         file_sinks = [MaskFolder(stack.enter_context(atomic_dir(out_dir / video.name)), palette)]

@@ -9,6 +9,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def add_frame_term(per_object: torch.Tensor, per_frame: torch.Tensor) -> torch.Tensor:
+    """per_object (B*K, C, H, W) + per_frame (B, C, H, W): each frame's term added to its K objects."""
+    frames = per_frame.shape[0]
+    if frames == 1:
+        return per_object + per_frame
+    return (per_object.unflatten(0, (frames, -1)) + per_frame.unsqueeze(1)).flatten(end_dim=1)
+
+
 class ResBlock(nn.Module):
     """BasicBlock-style residual block without BatchNorm (pre-activation ReLU, two 3x3 convolutions)."""
 
@@ -38,12 +46,12 @@ class ResBlock(nn.Module):
 
     def forward_with_frame_terms(self, object_part: torch.Tensor,
                                  terms: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """`forward(cat([object_part, frame_part]))` given `frame_terms(frame_part)`; terms broadcast
-        over objects."""
+        """`forward(cat([object_part, frame_part]))` given `frame_terms(frame_part)`: object_part
+        (B*K, C, H, W) holds K objects of each of the B frames whose terms are (B, C', H, W)."""
         first = object_part.shape[1]
         conv1_frame, shortcut_frame = terms
-        conv1 = F.conv2d(F.relu(object_part), self.conv1.weight[:, :first], padding=1) + conv1_frame
-        shortcut = F.conv2d(object_part, self.downsample.weight[:, :first], padding=1) + shortcut_frame
+        conv1 = add_frame_term(F.conv2d(F.relu(object_part), self.conv1.weight[:, :first], padding=1), conv1_frame)
+        shortcut = add_frame_term(F.conv2d(object_part, self.downsample.weight[:, :first], padding=1), shortcut_frame)
         return shortcut + self.conv2(F.relu(conv1))
 
 
@@ -147,6 +155,7 @@ class UpsampleBlock(nn.Module):
         return self.merge(self.skip_conv(skip), coarse)
 
     def merge(self, projected_skip: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
-        """Add the upsampled coarse feature to an already projected skip feature (shared by objects)."""
+        """Add the upsampled coarse feature (B*K objects) to an already projected skip feature (B frames,
+        or B*K when it was projected per object)."""
         up = F.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)
-        return self.out_conv(projected_skip + up)
+        return self.out_conv(add_frame_term(up, projected_skip))

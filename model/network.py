@@ -108,11 +108,13 @@ class MemoryNetwork(nn.Module):
         return KeyFeatures(self.key_proj(f16), self.key_comp(f16), f16, f8, f4)
 
     def encode_memory(self, frame: torch.Tensor, key_features: Optional[KeyFeatures], masks: torch.Tensor,
-                      share_frame_terms: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                      share_frame_terms: bool = True, present: Optional[torch.Tensor] = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
         """Memory key and values (B, K, Cv, h, w) of K objects from their masks (B, K, H, W) in one frame.
 
         The key is (B, Ck, h, w) when shared by the objects, (B, K, Ck, h, w) with `keys_per_object`.
         `key_features` are the frame's `encode_key` output (None where the network does not use them).
+        present (B, K) bool: only these objects are encoded; the others' keys and values are 0.
         """
         raise NotImplementedError
 
@@ -164,60 +166,67 @@ class MemoryNetwork(nn.Module):
                 outputs.append(memory.readout(torch.softmax(sim, dim=2), values))
         return torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
 
-    def decode(self, readout: torch.Tensor, key_features: KeyFeatures, share_frame_terms: bool = False) -> torch.Tensor:
+    def decode(self, readout: torch.Tensor, key_features: KeyFeatures, share_frame_terms: bool = True,
+               present: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Per-object logits (B, K, H, W) from the readout (B, K, Cv, h, w) and the frame's features.
 
-        share_frame_terms (batch 1, inference): the frame-only convolutions are computed once for all objects.
+        share_frame_terms: the frame-only convolutions run once per frame, not once per object (equal up
+        to float rounding); False is the literal per-object computation, kept for comparisons.
+        present (B, K) bool: only these objects are decoded; the others' logits are 0 (see `ObjectBatch`).
         """
-        batch, objects = readout.shape[:2]
+        objects = ObjectBatch(*readout.shape[:2], present)
+        readout = objects.select(readout.flatten(end_dim=1))  # M, Cv, h, w
         if share_frame_terms:
             terms = self.decoder.frame_terms(key_features.f16_thin, key_features.f8, key_features.f4)
-            logits = self.decoder.forward_with_frame_terms(readout.flatten(end_dim=1), terms)
-            return logits.view(batch, objects, *logits.shape[-2:])
-        thin = key_features.f16_thin.unsqueeze(1).expand(-1, objects, -1, -1, -1)
-        x = torch.cat([readout, thin], dim=2).flatten(end_dim=1)
-        logits = self.decoder(
-            x,
-            key_features.f8.repeat_interleave(objects, dim=0),
-            key_features.f4.repeat_interleave(objects, dim=0),
-        )
-        return logits.view(batch, objects, *logits.shape[-2:])
+            logits = self.decoder.forward_with_frame_terms(readout, objects.frame_terms(terms))
+        else:
+            x = torch.cat([readout, objects.per_object(key_features.f16_thin)], dim=1)
+            logits = self.decoder(x, objects.per_object(key_features.f8), objects.per_object(key_features.f4))
+        return objects.scatter(logits[:, 0])
 
     def segment(self, key_features: KeyFeatures, memory_key: torch.Tensor, memory_value: torch.Tensor,
                 selector: Optional[torch.Tensor] = None, top_k: Optional[int] = None,
-                query_chunk: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                query_chunk: Optional[int] = None, share_frame_terms: bool = True,
+                present: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Aggregated logits (B, K+1, H, W) and object probabilities (B, K, H, W) of a query frame.
 
-        selector (B, K) zeroes objects that a training sample does not have.
+        selector (B, K) zeroes objects that a training sample does not have; share_frame_terms and
+        present: see `decode`.
         """
         readout = self.read_memory(key_features.key, memory_key, memory_value, top_k, query_chunk)
-        prob = torch.sigmoid(self.decode(readout, key_features))
+        prob = torch.sigmoid(self.decode(readout, key_features, share_frame_terms, present))
         if selector is not None:
             prob = prob * selector[:, :, None, None]
         logits = aggregate_logits(prob, dim=1)
         return logits, torch.softmax(logits, dim=1)[:, 1:]
 
-    def forward(self, frames: torch.Tensor, first_masks: torch.Tensor,
-                selector: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
+    def forward(self, frames: torch.Tensor, first_masks: torch.Tensor, selector: Optional[torch.Tensor] = None,
+                literal: bool = False) -> dict[str, torch.Tensor]:
         """Training pass: frame t is segmented from the memory of frames 0..t-1 (the paper uses T=3).
 
         frames (B, T, 3, H, W); first_masks (B, K, H, W) ground truth of frame 0. Returns
         `logits_t` (B, K+1, H, W) and `mask_t` (B, K, H, W) for t = 1..T-1; later frames' memory is
-        encoded from the predicted probabilities.
+        encoded from the predicted probabilities. The frame-only convolutions run once per frame, and the
+        objects a sample does not have (selector 0) are neither encoded nor decoded (their probabilities
+        are zeroed anyway); `literal` computes everything for every object instead, as the authors' code
+        does (same outputs up to float rounding; for comparisons).
         """
         num_frames = frames.shape[1]
         first = 0 if self.memory_uses_key_features else 1  # STM's frame 0 is only a memory frame
         features = {t: self.encode_key(frames[:, t]) for t in range(first, num_frames)}
-        key, value = self.encode_memory(frames[:, 0], features.get(0), first_masks)
+        share_frame_terms = not literal
+        present = selector > 0 if selector is not None and not literal else None
+        key, value = self.encode_memory(frames[:, 0], features.get(0), first_masks, share_frame_terms, present)
         keys, values = [key], [value]
         out = {}
         for t in range(1, num_frames):
             memory_key = torch.stack(keys, dim=-3)  # B, (K,) Ck, t, h, w
             memory_value = torch.stack(values, dim=-3)  # B, K, Cv, t, h, w
-            logits, prob = self.segment(features[t], memory_key, memory_value, selector)
+            logits, prob = self.segment(features[t], memory_key, memory_value, selector,
+                                        share_frame_terms=share_frame_terms, present=present)
             out[f"logits_{t}"], out[f"mask_{t}"] = logits, prob
             if t < num_frames - 1:
-                key, value = self.encode_memory(frames[:, t], features[t], prob)
+                key, value = self.encode_memory(frames[:, t], features[t], prob, share_frame_terms, present)
                 keys.append(key)
                 values.append(value)
         return out
@@ -252,30 +261,76 @@ class STCN(MemoryNetwork):
         self.decoder = Decoder(value_dim + 512)
 
     def encode_value(self, frame: torch.Tensor, key_f16: torch.Tensor, masks: torch.Tensor,
-                     frame_terms: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
+                     frame_terms: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+                     present: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Memory values (B, K, Cv, h, w) of K objects from their masks (B, K, H, W) in one frame.
 
         The multi-object network also sees, for each object, the sum of the other objects' masks.
-        With `frame_terms` (from `value_encoder.frame_terms(key_f16)`, batch 1) the key feature's part
-        of the fusion is shared by the objects instead of recomputed for each.
+        With `frame_terms` (from `value_encoder.frame_terms(key_f16)`) the key feature's part of the
+        fusion is shared by the objects instead of recomputed for each. present: see `encode_memory`.
         """
-        batch, objects = masks.shape[:2]
+        objects = ObjectBatch(*masks.shape[:2], present)
         value = self.value_encoder(
-            per_object(frame, objects),
-            mask_channels(masks, self.single_object),
-            None if frame_terms is not None else key_f16.repeat_interleave(objects, dim=0),
-            frame_terms,
+            objects.per_object(frame),
+            objects.select(mask_channels(masks, self.single_object)),
+            None if frame_terms is not None else objects.per_object(key_f16),
+            None if frame_terms is None else objects.frame_terms(frame_terms),
         )
-        return value.view(batch, objects, *value.shape[1:])
+        return objects.scatter(value)
 
     def encode_memory(self, frame: torch.Tensor, key_features: Optional[KeyFeatures], masks: torch.Tensor,
-                      share_frame_terms: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                      share_frame_terms: bool = True, present: Optional[torch.Tensor] = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
         """The frame's key (B, Ck, h, w), shared by its objects, and their values (B, K, Cv, h, w).
 
-        share_frame_terms (batch 1, inference): the key feature's part of the fusion is computed once.
+        share_frame_terms: the key feature's part of the fusion is computed once per frame (see `decode`).
+        present (B, K) bool: only these objects are encoded; the others' values are 0.
         """
         terms = self.value_encoder.frame_terms(key_features.f16) if share_frame_terms else None
-        return key_features.key, self.encode_value(frame, key_features.f16, masks, terms)
+        return key_features.key, self.encode_value(frame, key_features.f16, masks, terms, present)
+
+
+class ObjectBatch:
+    """The (frame, object) pairs a pass computes: all B*K of them, or only those `present` (B, K) bool.
+
+    A training sample may lack its second object; its selector zeroes that object's probabilities, so
+    encoding and decoding it would be wasted work. Tensors per frame (B, ...) are spread over the
+    computed objects (M, ...), and results (M, ...) are put back as (B, K, ...) with zeros for the rest.
+    """
+
+    def __init__(self, batch: int, objects: int, present: Optional[torch.Tensor] = None) -> None:
+        self.batch, self.objects = batch, objects
+        self.chosen = self.frame_of = None  # with some objects absent: indices into B*K, and their frames
+        if present is not None and not bool(present.all()):
+            self.chosen = present.flatten().nonzero().squeeze(1)
+            self.frame_of = torch.div(self.chosen, objects, rounding_mode="floor")
+
+    def per_object(self, per_frame: torch.Tensor) -> torch.Tensor:
+        """(B, ...) -> (M, ...): each computed object's frame (a view when B is 1 and all are computed)."""
+        if self.chosen is None:
+            return per_object(per_frame, self.objects)
+        return per_frame.index_select(0, self.frame_of)
+
+    def select(self, flat: torch.Tensor) -> torch.Tensor:
+        """(B*K, ...) -> (M, ...)."""
+        return flat if self.chosen is None else flat.index_select(0, self.chosen)
+
+    def frame_terms(self, terms):
+        """Frame terms (tensors per frame, possibly nested in tuples) for the computed objects: as they are
+        when all are computed (they broadcast over each frame's objects), else one per computed object."""
+        if self.chosen is None:
+            return terms
+        if torch.is_tensor(terms):
+            return terms.index_select(0, self.frame_of)
+        parts = [self.frame_terms(part) for part in terms]
+        return type(terms)(*parts) if hasattr(terms, "_fields") else tuple(parts)
+
+    def scatter(self, computed: torch.Tensor) -> torch.Tensor:
+        """(M, ...) -> (B, K, ...), zeros for the objects not computed."""
+        if self.chosen is not None:
+            full = computed.new_zeros(self.batch * self.objects, *computed.shape[1:])
+            computed = full.index_copy(0, self.chosen, computed)
+        return computed.view(self.batch, self.objects, *computed.shape[1:])
 
 
 def per_object(frame: torch.Tensor, objects: int) -> torch.Tensor:

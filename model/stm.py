@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from model.backbones import KeyEncoder
 from model.modules import KeyProjection
-from model.network import Decoder, KeyFeatures, MemoryNetwork, mask_channels, per_object
+from model.network import Decoder, KeyFeatures, MemoryNetwork, ObjectBatch, mask_channels
 
 
 class MemoryEncoder(nn.Module):
@@ -70,8 +70,11 @@ class STM(MemoryNetwork):
         self.decoder = Decoder(value_dim + 512)
 
     def encode_memory(self, frame: torch.Tensor, key_features: Optional[KeyFeatures], masks: torch.Tensor,
-                      share_frame_terms: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys (B, K, Ck, h, w) and values (B, K, Cv, h, w): one ResNet-50 pass per object."""
-        batch, objects = masks.shape[:2]
-        key, value = self.memory_encoder(per_object(frame, objects), mask_channels(masks, self.single_object))
-        return key.view(batch, objects, *key.shape[1:]), value.view(batch, objects, *value.shape[1:])
+                      share_frame_terms: bool = True, present: Optional[torch.Tensor] = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys (B, K, Ck, h, w) and values (B, K, Cv, h, w): one ResNet-50 pass per object (the frame
+        enters with the mask, so there is no frame term to share); only the `present` objects if given."""
+        objects = ObjectBatch(*masks.shape[:2], present)
+        key, value = self.memory_encoder(objects.per_object(frame),
+                                         objects.select(mask_channels(masks, self.single_object)))
+        return objects.scatter(key), objects.scatter(value)

@@ -95,6 +95,12 @@ def training_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cpu_amp", action="store_true", help="bf16 autocast on the CPU")
     parser.add_argument("--no_pretrained", action="store_true", help="no ImageNet initialisation")
     parser.add_argument("--benchmark", action="store_true", help="torch.backends.cudnn.benchmark")
+    parser.add_argument("--literal_forward", action="store_true",
+                        help="compute the frame-only convolutions once per object and encode and decode the objects "
+                             "a sample lacks, as the authors' code does (slower, same losses up to float rounding; "
+                             "for comparisons)")
+    parser.add_argument("--channels_last", action="store_true",
+                        help="train in channels-last memory format (slower on the CPU here; see README)")
     parser.add_argument("--debug", action="store_true", help="log every iteration and images every 10")
     parser.add_argument("--max_nonfinite", type=int, default=10, help="stop after this many non-finite losses in a row")
     parser.add_argument("--minutes", type=float,
@@ -167,6 +173,8 @@ class TrainConfig:
     val_every: int = 0
     val_points: int = 0
     minutes: Optional[float] = None  # a training-time budget (training/budget.py)
+    literal_forward: bool = False  # every object's every convolution, as the authors' code (comparisons)
+    channels_last: bool = False
 
     @property
     def validation_interval(self) -> int:
@@ -220,6 +228,7 @@ class TrainConfig:
             benchmark=args.benchmark, max_nonfinite=args.max_nonfinite,
             synthetic=synthetic, synthetic_pool=pool, val_root=val_root, val_every=val_every,
             val_points=val_points, minutes=minutes,
+            literal_forward=getattr(args, "literal_forward", False), channels_last=getattr(args, "channels_last", False),
         )
 
     def to_json(self) -> dict:

@@ -92,6 +92,8 @@ class Trainer:
         if config.load_network:
             load_weights(network, config.load_network, for_training=True)
         self.network = network.to(device)
+        if config.channels_last:
+            self.network.to(memory_format=torch.channels_last)
         self.model = (DistributedDataParallel(self.network, device_ids=[device] if device.type == "cuda" else None)
                       if world_size > 1 else self.network)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.lr, betas=(0.9, 0.999),
@@ -128,7 +130,7 @@ class Trainer:
         first = gt[:, 0] if sec_gt is None else torch.cat([gt[:, 0], sec_gt[:, 0]], dim=1)
         selector = None if sec_gt is None else batch["selector"]
         with self.autocast():
-            out = self.model(batch["rgb"], first, selector)
+            out = self.model(batch["rgb"], first, selector, literal=self.config.literal_forward)
             losses = stcn_loss(out, gt, sec_gt, selector, self.iteration, self.bootstrap)
         return out, losses
 

@@ -46,7 +46,8 @@ def test_max_mem_frames_keeps_first_and_bounds_memory(clip, deterministic_stcn):
     bank = core.groups[0].bank
     keys, values = bank.memory()
     positions = (96 // 16) * (160 // 16)
-    assert bank.num_frames == 3 and keys.shape[2] == 3 * positions and values.shape[:3] == (1, 2, 512)
+    assert bank.num_frames == 3 and keys.shape[2] == 3 * positions
+    assert values.shape[:3] == (1, 2, 512 + 1)  # the values and each object's mask cells (local decoding)
 
 
 def test_late_object_starts_its_own_memory_and_takes_over_its_pixels(clip, deterministic_stcn):

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from inference.reference import deterministic_stcn as build_deterministic_stcn
 from model.losses import stcn_loss
 from model.network import STCN
 
@@ -53,6 +54,29 @@ def test_bootstrapped_loss_matches_reference(train_pass, iteration):
     losses = stcn_loss(out, data["gt"], data["sec_gt"], data["selector"], iteration)
     expected = float(data[f"loss_it{iteration}"])
     assert losses["total_loss"].item() == pytest.approx(expected, rel=1e-3)
+
+
+def test_shared_frame_terms_keep_the_training_pass_and_its_gradients(reference_dir):
+    """Batch 2, two objects: sharing the frame-only convolutions per frame changes rounding only."""
+    net = build_deterministic_stcn(reference_dir)
+    data = {k: torch.from_numpy(v) for k, v in np.load(reference_dir / "train_forward.npz").items()}
+    first_masks = torch.cat([data["gt"][:, 0], data["sec_gt"][:, 0]], dim=1)
+    results = {}
+    for shared in (True, False):
+        net.zero_grad()
+        out = net(data["rgb"], first_masks, data["selector"], literal=not shared)
+        loss = stcn_loss(out, data["gt"], data["sec_gt"], data["selector"], 0)["total_loss"]
+        loss.backward()
+        results[shared] = out, loss.item(), {n: p.grad.clone() for n, p in net.named_parameters()}
+    (out_shared, loss_shared, grad_shared), (out_plain, loss_plain, grad_plain) = results[True], results[False]
+    assert loss_shared == pytest.approx(loss_plain, rel=1e-5)
+    for name in ("logits_1", "logits_2", "mask_1", "mask_2"):  # the reference test's criterion: a thread
+        difference = (out_shared[name] - out_plain[name]).abs().mean()  # count more or less moves this much too
+        assert difference <= 1e-4 * out_plain[name].abs().mean(), name
+    for name, grad in grad_plain.items():  # (some gradients are 0 up to rounding: the key bias cancels in L2)
+        assert (grad_shared[name] - grad).norm() <= 1e-3 * grad.norm() + 1e-6, name
+    every_shared, every_plain = (torch.cat([g.flatten() for g in grads.values()]) for grads in (grad_shared, grad_plain))
+    assert (every_shared - every_plain).norm() <= 1e-4 * every_plain.norm()
 
 
 def test_chunked_topk_readout_equals_dense(deterministic_stcn):

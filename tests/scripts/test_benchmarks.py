@@ -47,3 +47,33 @@ def test_training_benchmark_times_each_precision(tmp_path):
     rows = json.loads(rows_file.read_text())
     assert [(row["arch"], row["precision"]) for row in rows] == [("stcn", "fp32"), ("stcn", "amp")]
     assert all(row["total"] > 0 for row in rows)
+
+
+def test_training_benchmark_compares_variants_on_the_same_batches(tmp_path):
+    rows_file = tmp_path / "compare.json"
+    result = run_script("scripts/benchmark_train.py", "--batch_sizes", "2", "--crop_sizes", "64", "--iterations", "1",
+                        "--num_workers", "0", "--device", "cpu", "--compare", "literal", "default", "channels_last",
+                        "--json", rows_file)
+    assert "speed-up: seconds per iteration of literal / of the variant" in result.stdout
+    rows = json.loads(rows_file.read_text())
+    assert [row["variant"] for row in rows] == ["literal", "default", "channels_last"]
+    assert rows[0]["ratio"] == 1.0 and all(row["total"] > 0 for row in rows)
+    # same initial weights and batch: the first step's loss agrees up to float rounding
+    assert all(row["loss_difference"] < 1e-5 for row in rows)
+
+
+def test_training_benchmark_rejects_an_unknown_variant():
+    result = run_script("scripts/benchmark_train.py", "--compare", "default", "fast", check=False)
+    assert result.returncode == 2 and "unknown variant 'fast'" in result.stderr
+
+
+def test_inference_benchmark_compares_decoding_and_reports_agreement(tmp_path):
+    rows_file = tmp_path / "decode.json"
+    result = run_script("scripts/benchmark_inference.py", "--lengths", "28", "--objects", "2", "--size", "64", "96",
+                        "--device", "cpu", "--compare", "exact", "local", "local=1", "--object_scales", "0.5",
+                        "--json", rows_file)
+    assert "pixels labelled as by exact" in result.stdout
+    rows = json.loads(rows_file.read_text())
+    assert [row["arch"] for row in rows] == ["exact", "local", "local=1"]
+    assert rows[0]["agreement"] == 1.0 and all(0.9 <= row["agreement"] <= 1.0 for row in rows)
+    assert all(row["object_scale"] == 0.5 and 0 < row["object_coverage"] < 0.5 for row in rows)

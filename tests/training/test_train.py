@@ -189,6 +189,28 @@ def test_cpu_bfloat16_autocast_trains(data_roots):
     assert trainer.iteration == 1
 
 
+def test_literal_forward_and_channels_last_flags_reach_the_step(data_roots):
+    config = TrainConfig.from_args(training_parser().parse_args(
+        ["--stage", "3", "--no_pretrained", "--literal_forward", "--channels_last"]))
+    assert config.literal_forward and config.channels_last
+    batch = _batch(data_roots)
+    batch["selector"][1, 1] = 0  # the second sample lacks its second object
+    losses, decoded = {}, {}
+    for name, overrides in {"default": {}, "literal": {"literal_forward": True},
+                            "channels_last": {"channels_last": True}}.items():
+        trainer = _trainer(**overrides)
+        trainer.train_mode()
+        calls = []
+        trainer.network.decoder.pred.register_forward_hook(lambda module, inputs, output: calls.append(len(output)))
+        losses[name] = trainer.forward(trainer.to_device(batch))[1]["total_loss"].item()
+        decoded[name] = sum(calls)
+        if name == "channels_last":
+            assert trainer.network.key_encoder.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert decoded == {"default": 2 * 3, "literal": 2 * 4, "channels_last": 2 * 3}  # 2 query frames x objects
+    assert losses["literal"] == pytest.approx(losses["default"], rel=1e-5)
+    assert losses["channels_last"] == pytest.approx(losses["default"], rel=1e-5)
+
+
 def test_yv_subset_flag_reaches_the_training_set(data_roots, tmp_path):
     from training.data import build_dataset
 

@@ -1,0 +1,108 @@
+"""Object-local decoding: the boxes, their cost rule, decoding inside them, and the core's bookkeeping."""
+import argparse
+
+import numpy as np
+import pytest
+import torch
+
+from inference import local_decode
+from inference.config import EvalConfig, add_inference_args
+from inference.core import InferenceCore, MemorySchedule
+from inference.reference import segment_reference_clip
+from util.preprocess import normalise
+
+
+def test_boxes_are_the_cells_grown_by_the_margin_and_clipped():
+    presence = torch.zeros(3, 6, 10, dtype=torch.bool)
+    presence[0, 2, 3] = presence[0, 3, 5] = True  # one object, two cells
+    presence[1, 0, 9] = True  # in a corner
+    boxes = local_decode.object_boxes(presence, margin=1)
+    assert boxes == [(1, 5, 2, 7), (0, 2, 8, 10), None]  # the third object is nowhere
+
+
+def test_boxes_are_decoded_only_when_they_cost_less_than_whole_frames():
+    cells = 6 * 10
+    assert local_decode.worth_it([(0, 2, 0, 2), None, (3, 5, 3, 6)], cells)
+    assert not local_decode.worth_it([(0, 6, 0, 10), (0, 6, 0, 10)], cells)
+    assert local_decode.worth_it([None, None], cells)  # nobody anywhere: nothing to decode
+
+
+def test_mask_cells_hold_the_largest_probability_of_each_cell():
+    prob = torch.zeros(1, 32, 48)
+    prob[0, 20, 40] = 0.7
+    cells = local_decode.mask_cells(prob)
+    assert cells.shape == (1, 2, 3) and cells[0, 1, 2] == pytest.approx(0.7) and cells.sum() == pytest.approx(0.7)
+
+
+@pytest.fixture(scope="module")
+def decoded(deterministic_stcn):
+    """A frame's features, a readout of 3 objects and their whole-frame logits."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        features = deterministic_stcn.encode_key(torch.randn(1, 3, 96, 160, generator=gen))
+        readout = torch.randn(1, 3, 512, 6, 10, generator=gen)
+        return features, readout, deterministic_stcn.decode(readout, features)
+
+
+def test_decoding_in_boxes_is_the_decoder_on_the_crop_and_background_elsewhere(deterministic_stcn, decoded,
+                                                                                monkeypatch):
+    features, readout, whole = decoded
+    monkeypatch.setattr(local_decode, "reaches_border", lambda *args: False)  # every box edge is background
+    box = (1, 4, 2, 7)
+    with torch.no_grad():
+        logits, whole_frame = local_decode.decode_in_boxes(deterministic_stcn, readout, features,
+                                                           [(0, 6, 0, 10), box, None])
+        crop = deterministic_stcn.decode(readout[:, 1:2, :, 1:4, 2:7], local_decode.crop_features(features, box))
+    assert whole_frame == 0
+    torch.testing.assert_close(logits[:, 0], whole[:, 0], rtol=1e-4, atol=1e-4)  # a whole-frame box: exact
+    torch.testing.assert_close(logits[0, 1, 16:64, 32:112], crop[0, 0])
+    outside = torch.ones(96, 160, dtype=torch.bool)
+    outside[16:64, 32:112] = False
+    assert (logits[0, 1][outside] == local_decode.BACKGROUND_LOGIT).all()
+    assert (logits[0, 2] == local_decode.BACKGROUND_LOGIT).all()
+
+
+def test_an_object_undecided_at_its_box_edge_is_decoded_over_the_whole_frame(deterministic_stcn, decoded):
+    """The reference weights leave pixels near 0.5: the box's outer band is far from background-certain."""
+    features, readout, whole = decoded
+    with torch.no_grad():
+        logits, whole_frame = local_decode.decode_in_boxes(deterministic_stcn, readout, features,
+                                                           [None, (1, 4, 2, 7), None])
+    assert whole_frame == 1
+    torch.testing.assert_close(logits[:, 1], whole[:, 1], rtol=1e-4, atol=1e-4)
+
+
+def test_the_border_band_ignores_the_frames_edges():
+    logits = torch.full((48, 64), -10.0)
+    logits[0, 5] = 5.0  # a confident pixel on the box's top row
+    assert local_decode.reaches_border(logits, (1, 4, 0, 4), (6, 10))
+    assert not local_decode.reaches_border(logits, (0, 3, 0, 4), (6, 10))  # the top row is the frame's edge
+
+
+def test_memory_carries_each_objects_mask_cells_only_for_local_decoding(reference_dir, deterministic_stcn):
+    clip = np.load(reference_dir / "inference_2obj.npz")
+    for exact in (False, True):
+        core = InferenceCore(deterministic_stcn, MemorySchedule(mem_every=5), exact_decode=exact)
+        core.step(normalise(clip["frames"][0]), clip["first_mask"])
+        _, values = core.groups[0].bank.memory()
+        assert values.shape[2] == 512 + (0 if exact else 1)
+        if not exact:
+            first = torch.from_numpy(clip["first_mask"] == 1).float()[None]
+            torch.testing.assert_close(values[0, 0, -1], local_decode.mask_cells(first)[0].flatten(), rtol=0, atol=1e-6)
+            assert core.previous_cells.shape == (2, 6, 10)
+
+
+def test_local_decoding_keeps_the_reference_agreement(reference_dir, deterministic_stcn):
+    """The reference's weights leave every pixel undecided, so every cell may hold every object: the whole
+    frame is decoded and nothing changes."""
+    exact = segment_reference_clip(deterministic_stcn, reference_dir, exact_decode=True)
+    local = segment_reference_clip(deterministic_stcn, reference_dir, exact_decode=False)
+    assert local == exact
+
+
+def test_exact_decode_flag_reaches_the_run_options():
+    parser = argparse.ArgumentParser()
+    add_inference_args(parser)
+    base = ["--model", "m.pth", "--output", "out", "--device", "cpu"]
+    assert not EvalConfig.from_args(parser.parse_args(base)).options.exact_decode
+    assert EvalConfig.from_args(parser.parse_args(base + ["--exact_decode"])).options.exact_decode
