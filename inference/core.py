@@ -81,7 +81,9 @@ class InferenceCore:
         self.frame_index = -1
         self.last_memory_index: Optional[int] = None
         self.previous_cells: Optional[torch.Tensor] = None  # K, h, w: the last frame's mask cells
-        self.whole_frame_decodes = 0  # objects decoded over the whole frame because they reached their box's edge
+        self.frames_since_audit = 0  # local decoding: frames since the last whole-frame audit
+        self.escaping: list[bool] = []  # per object: reached beyond its box in the last audit
+        self.whole_frame_decodes = 0  # objects decoded over the whole frame in local decoding (audits included)
 
     def skip(self) -> None:
         """Advance past a frame without processing it (see `plan_frames`)."""
@@ -131,11 +133,20 @@ class InferenceCore:
             readout, read_cells = readout[:, :, :-1], readout[0, :, -1]  # the read-out mask cells: K, h, w
             presence = (read_cells > local_decode.PRESENCE) | (self.previous_cells > local_decode.PRESENCE)
             boxes = local_decode.object_boxes(presence, self.margin)
-            if local_decode.worth_it(boxes, read_cells[0].numel()):
-                logits, whole = local_decode.decode_in_boxes(self.network, readout, features, boxes)
-                self.whole_frame_decodes += whole
+            height, width = read_cells.shape[1:]
+            whole_frame = (0, height, 0, width)
+            audit = self.frames_since_audit % local_decode.AUDIT_EVERY == 0
+            self.frames_since_audit += 1
+            if not audit:
+                boxes = [whole_frame if escaping else box for box, escaping in zip(boxes, self.escaping)]
+            if not audit and local_decode.worth_it(boxes, height * width):
+                logits = local_decode.decode_in_boxes(self.network, readout, features, boxes)
+                self.whole_frame_decodes += sum(box == whole_frame for box in boxes)
             else:
                 logits = self.network.decode(readout, features)
+                self.whole_frame_decodes += len(boxes)
+                if audit:
+                    self.escaping = local_decode.escapes_box(logits[0], boxes)
         return aggregate(torch.sigmoid(logits)[0], dim=0)  # from K, H', W' objects
 
     def _add_objects(self, prob: torch.Tensor, mask: Union[np.ndarray, torch.Tensor],
@@ -153,6 +164,7 @@ class InferenceCore:
         object_prob = prob[1:] * (one_hot.sum(dim=0) < 0.5)  # zero the old objects under the new masks
         first_index = len(self.object_ids)
         self.object_ids += new_ids
+        self.frames_since_audit = 0  # the next frame audits every object, the new ones included
         self.groups.append(_ObjectGroup(
             list(range(first_index, len(self.object_ids))), MemoryBank(self.schedule.max_mem_frames)
         ))

@@ -4,11 +4,11 @@ At 480p most of a frame's work is the decoder, run once per object at strides 8 
 usually covers a small part of the frame and far from it the decoder is certain of the background. So
 an object is decoded inside the box of the stride-16 cells where it may be (its mask read from memory
 or its mask in the previous frame above PRESENCE), grown by a margin; elsewhere its logit is
-BACKGROUND_LOGIT. That holds only where the decoder is certain of the background at the box's edge, so an
-object whose decoded box reaches BORDER_PROB in its outer band of cells (it extends beyond the box, or the
-network is unsure everywhere, as random weights are) is decoded over the whole frame instead. When the
-boxes would cost more than decoding the whole frame, the whole frame is decoded. `--exact_decode` always
-decodes whole frames (the paper's computation).
+BACKGROUND_LOGIT. That holds only where the whole-frame decoder would be certain of the background, so
+every AUDIT_EVERY-th frame is decoded whole and checked: an object that reaches BORDER_PROB outside its
+box there (it extends beyond it, or the network is unsure everywhere, as random weights are) is decoded
+over the whole frame until the next audit. When the boxes would cost more than decoding the whole frame,
+the whole frame is decoded. `--exact_decode` always decodes whole frames (the paper's computation).
 """
 import math
 from typing import Optional
@@ -22,7 +22,10 @@ STRIDE = 16  # the memory's cells, in pixels
 MARGIN = 2  # cells added around an object's cells (chosen from measurements: README)
 PRESENCE = 0.1  # an object may be in a cell where its read-out or previous mask reaches this
 BACKGROUND_LOGIT = -20.0  # sigmoid 2e-9: where the decoder, far from its object, is as certain (see README)
-BORDER_PROB = 0.1  # a box whose outer band reaches this probability is decoded over the whole frame instead
+# An object above this outside its box in an audit is decoded whole until the next one: there it would take
+# pixels from the background (0.1 failed a trained network on faint spots that never change a label)
+BORDER_PROB = 0.5
+AUDIT_EVERY = 10  # frames between whole-frame audits (the first frame after an annotation is one)
 # FLOPs of the decoder's frame-only terms relative to one object's own share, per stride-4 pixel, from the
 # channel counts: (2*512*512/16 + 512*512/4 + 256*256) / (3*512*512/16 + (2*512*256 + 256*256)/4 + 2*256*256)
 FRAME_TERMS_COST = 0.625
@@ -67,34 +70,28 @@ def crop_features(features: KeyFeatures, box: Box) -> KeyFeatures:
     return KeyFeatures(*(crop(feature) for feature in features))
 
 
-def reaches_border(box_logits: torch.Tensor, box: Box, cells: tuple[int, int]) -> bool:
-    """Whether a box's decoded logits (H_box, W_box) reach BORDER_PROB in its outer band of cells, on the
-    sides that are not the frame's edge (`cells`: the frame's h, w)."""
-    top, bottom, left, right = box
-    bands = [box_logits[:STRIDE]] if top > 0 else []
-    bands += [box_logits[-STRIDE:]] if bottom < cells[0] else []
-    bands += [box_logits[:, :STRIDE]] if left > 0 else []
-    bands += [box_logits[:, -STRIDE:]] if right < cells[1] else []
+def escapes_box(logits: torch.Tensor, boxes: list[Optional[Box]]) -> list[bool]:
+    """For whole-frame logits (K, H, W), whether each object reaches BORDER_PROB outside its box."""
     limit = math.log(BORDER_PROB / (1 - BORDER_PROB))
-    return any(bool((band > limit).any()) for band in bands)
+    escapes = []
+    for object_logits, box in zip(logits, boxes):
+        outside = object_logits > limit
+        if box is not None:
+            top, bottom, left, right = box
+            outside[top * STRIDE:bottom * STRIDE, left * STRIDE:right * STRIDE] = False
+        escapes.append(bool(outside.any()))
+    return escapes
 
 
 def decode_in_boxes(network: MemoryNetwork, readout: torch.Tensor, features: KeyFeatures,
-                    boxes: list[Optional[Box]]) -> tuple[torch.Tensor, int]:
-    """Logits (1, K, H, W) of K objects from their readout (1, K, Cv, h, w), each decoded in its box only
-    unless it reaches the box's border, and how many were decoded over the whole frame for that reason."""
+                    boxes: list[Optional[Box]]) -> torch.Tensor:
+    """Logits (1, K, H, W) of K objects from their readout (1, K, Cv, h, w), each decoded in its box only."""
     height, width = readout.shape[-2:]
     logits = readout.new_full((1, readout.shape[1], height * STRIDE, width * STRIDE), BACKGROUND_LOGIT)
-    whole = 0
     for index, box in enumerate(boxes):
         if box is None:
             continue
         top, bottom, left, right = box
-        box_logits = network.decode(readout[:, index:index + 1, :, top:bottom, left:right],
-                                    crop_features(features, box))
-        if reaches_border(box_logits[0, 0], box, (height, width)):
-            logits[:, index] = network.decode(readout[:, index:index + 1], features)[:, 0]
-            whole += 1
-        else:
-            logits[:, index, top * STRIDE:bottom * STRIDE, left * STRIDE:right * STRIDE] = box_logits[:, 0]
-    return logits, whole
+        logits[:, index:index + 1, top * STRIDE:bottom * STRIDE, left * STRIDE:right * STRIDE] = network.decode(
+            readout[:, index:index + 1, :, top:bottom, left:right], crop_features(features, box))
+    return logits

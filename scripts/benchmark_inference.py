@@ -204,12 +204,12 @@ def print_comparison(rows: list[dict]) -> None:
     fps = {(row["arch"], row["object_scale"], row["objects"], row["length"]): row["fps"] for row in rows}
     print(f"\nFPS of each variant / {first}, same frames, interleaved; pixels labelled as by {first}")
     print(f"{'variant':>16} {'scale':>5} {'covered':>7} {'objects':>7} {'frames':>6} {'speed-up':>8} {'equal px':>9} "
-          f"{'whole-frame fallbacks':>21}")
+          f"{'whole-frame decodes':>19}")
     for row in rows:
         key = (row["object_scale"], row["objects"], row["length"])
         print(f"{row['arch']:>16} {row['object_scale']:>5.2f} {row['object_coverage']:>7.1%} {row['objects']:>7} "
               f"{row['length']:>6} {row['fps'] / fps[(first, *key)]:>7.2f}x {row['agreement']:>9.4%} "
-              f"{row['whole_frame_decodes']:>21}")
+              f"{row['whole_frame_decodes']:>19}")
 
 
 def main() -> int:
