@@ -106,12 +106,12 @@ class InferenceCore:
         is_memory = mask is not None or self.schedule.is_memory_frame(self.frame_index, self.last_memory_index)
         if mask is not None:
             prob = self._add_objects(prob, mask, new_object_ids, pads)
+        if not self.exact_decode and self.groups:
+            self.previous_cells = local_decode.mask_cells(prob[1:])  # also the memory's extra channel
         if self.groups and not is_last and (is_memory or self.schedule.include_last):
             self._memorise(padded, features, prob, temporary=not is_memory)
             if is_memory:
                 self.last_memory_index = self.frame_index
-        if not self.exact_decode and self.groups:
-            self.previous_cells = local_decode.mask_cells(prob[1:])
         return unpad(prob, pads)
 
     def _propagate(self, features, size: torch.Size) -> torch.Tensor:
@@ -173,8 +173,8 @@ class InferenceCore:
     def _memorise(self, padded: torch.Tensor, features, prob: torch.Tensor, temporary: bool) -> None:
         """Encode every known object's memory from its (soft) probability and add it to its group."""
         keys, values = self.network.encode_memory(padded, features, prob[1:].unsqueeze(0))
-        if not self.exact_decode:  # 1, K, Cv+1, h, w
-            values = torch.cat([values, local_decode.mask_cells(prob[1:])[None, :, None].to(values.dtype)], dim=2)
+        if not self.exact_decode:  # 1, K, Cv+1, h, w: this frame's mask cells, from `step`
+            values = torch.cat([values, self.previous_cells[None, :, None].to(values.dtype)], dim=2)
         for group in self.groups:  # values 1, K, Cv, h, w; keys 1, Ck, h, w or 1, K, Ck, h, w
             group_keys = keys[:, group.indices] if self.network.keys_per_object else keys
             group.bank.add(group_keys, values[:, group.indices], temporary=temporary)
