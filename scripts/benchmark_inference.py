@@ -1,23 +1,24 @@
-"""Inference speed and memory of the propagation core against video length, object count and
-architecture (STCN against its STM baseline: the re-timing of supplementary section D).
+"""Inference speed and memory of the propagation core against video length, object count and the way of
+segmenting (STCN against its STM baseline: the re-timing of supplementary section D; local against exact
+decoding; fp32 against mixed precision).
 
-Each object count runs in its own process on a synthetic video streamed frame by frame, as long as
-the longest length asked for; a shorter video is its prefix, so its row is read off at that frame
-(the peak memory is the process's running maximum at that point). With several `--arch`, the
-networks process the same frames in the same process, interleaved frame by frame, so that a load on
-the machine hits both alike; the ratio of their FPS is printed after the table. Prints: frames/s,
-time per frame at frame 20 and at the end, peak memory (RSS, of the process, so of all architectures
-of that object count; CUDA max-allocated on a GPU), with `--amp` the same under mixed precision, memory bank size (per architecture), and achieved
-GFLOP/s of a whole frame against the fp32 matmul rate measured in the same process.
-Example: python scripts/benchmark_inference.py --lengths 50 100 200 --objects 1 3 --arch stcn stm
+Each object count runs in its own process on a synthetic video streamed frame by frame, as long as the
+longest length asked for; a shorter video is its prefix, so its row is read off at that frame (the peak
+memory is the process's running maximum at that point). Several ways of segmenting process the same
+frames in the same process, interleaved frame by frame, so that a load on the machine hits them alike.
+Prints: frames/s, time per frame at frame 20 and at the end, peak memory (RSS, of the process, so of all
+ways of that object count; CUDA max-allocated on a GPU), memory bank size (per way), and achieved GFLOP/s
+of a whole frame against the fp32 matmul rate measured in the same process.
 
-`--compare A B ...` runs ways of segmenting instead of architectures, interleaved the same way, and
-prints each one's FPS over the first one's and the share of pixels whose label equals the first one's.
-Variants (join with +): exact (every object decoded over the whole frame, --exact_decode), local (decoded
-near where it can be, the default; local=N with a margin of N cells), amp, compile (torch.compile of the
-two encoders). `--weights` times trained
-weights instead of random ones; `--object_scales` repeats everything with objects scaled in size.
-Example: python scripts/benchmark_inference.py --lengths 100 --objects 3 --compare exact local
+`--compare A B ...` names the ways, each a variant joined with +: stcn or stm (the architecture, default
+the first --arch), exact (every object decoded over the whole frame, --exact_decode), local (decoded near
+where it can be, the default; local=N with a margin of N cells), amp, compile (torch.compile of the two
+encoders). It prints each one's FPS over the first one's and the share of pixels whose label equals the
+first one's. `--arch A B` and `--amp` are shorthands (variants A, B, A+amp, ...) that print the FPS ratios
+beside the paper's. `--weights` times trained weights instead of random ones; `--object_scales` repeats
+everything with objects scaled in size.
+Examples: python scripts/benchmark_inference.py --lengths 50 100 200 --objects 1 3 --arch stcn stm
+          python scripts/benchmark_inference.py --lengths 100 --objects 3 --compare exact local
 """
 import argparse
 import copy
@@ -85,20 +86,32 @@ def build_network(arch: str, similarity: str, device: torch.device, channels_las
     return network.to(memory_format=torch.channels_last) if channels_last else network
 
 
-def parse_variant(name: str) -> dict:
-    """A --compare variant's settings: {'exact_decode', 'margin', 'amp', 'compile'}."""
-    settings = {"exact_decode": False, "margin": local_decode.MARGIN, "amp": False, "compile": False}
+def parse_variant(name: str, arch: str = "stcn", exact_decode: bool = False) -> dict:
+    """A variant's settings, {'arch', 'exact_decode', 'margin', 'amp', 'compile'}: its parts joined by +
+    (an architecture, exact, local, local=N, amp, compile); `arch` and `exact_decode` where it names none."""
+    settings = {"arch": arch, "exact_decode": exact_decode, "margin": local_decode.MARGIN, "amp": False,
+                "compile": False}
     for part in name.split("+"):
         key, _, value = part.partition("=")
-        if key == "exact" and not value:
+        if key in ARCHS and not value:
+            settings["arch"] = key
+        elif key == "exact" and not value:
             settings["exact_decode"] = True
         elif key == "local" and (not value or value.isdigit()):
-            settings["margin"] = int(value) if value else local_decode.MARGIN
+            settings["exact_decode"], settings["margin"] = False, int(value) if value else local_decode.MARGIN
         elif key in ("amp", "compile") and not value:
             settings[key] = True
         else:
-            raise ValueError(f"unknown variant {part!r}: expected exact, local, local=N, amp or compile, joined by +")
+            raise ValueError(f"unknown variant {part!r}: expected {', '.join(ARCHS)}, exact, local, local=N, amp or "
+                             "compile, joined by +")
     return settings
+
+
+def variant_names(args: argparse.Namespace) -> list[str]:
+    """The ways of segmenting to time: --compare's, or each --arch (and each with mixed precision, --amp)."""
+    if args.compare:
+        return args.compare
+    return [f"{arch}+amp" if amp else arch for arch in args.arch for amp in ((False, True) if args.amp else (False,))]
 
 
 def compiled(network: torch.nn.Module) -> torch.nn.Module:
@@ -121,19 +134,18 @@ class _Timed:
 
 
 def build_runs(args: argparse.Namespace, device: torch.device, schedule: MemorySchedule) -> list[_Timed]:
-    if args.compare:
-        network = build_network(args.arch[0], args.similarity, device, args.channels_last, args.weights)
-        runs = []
-        for name in args.compare:
-            settings = parse_variant(name)
-            core = InferenceCore(compiled(network) if settings["compile"] else network, schedule,
-                                 settings["exact_decode"], settings["margin"])
-            runs.append(_Timed(name, core, settings["amp"]))
-        return runs
-    return [_Timed(f"{arch}+amp" if amp else arch,
-                   InferenceCore(build_network(arch, args.similarity, device, args.channels_last, args.weights),
-                                 schedule, args.exact_decode), amp)
-            for arch in args.arch for amp in ((False, True) if args.amp else (False,))]
+    """One core per variant; variants of the same architecture share its network (the same weights)."""
+    networks, runs = {}, []
+    for name in variant_names(args):
+        settings = parse_variant(name, args.arch[0], args.exact_decode)
+        if settings["arch"] not in networks:
+            networks[settings["arch"]] = build_network(settings["arch"], args.similarity, device, args.channels_last,
+                                                       args.weights)
+        network = networks[settings["arch"]]
+        core = InferenceCore(compiled(network) if settings["compile"] else network, schedule,
+                             settings["exact_decode"], settings["margin"])
+        runs.append(_Timed(name, core, settings["amp"]))
+    return runs
 
 
 def run_one(args: argparse.Namespace) -> list[dict]:
@@ -227,8 +239,8 @@ def main() -> int:
     parser.add_argument("--channels_last", action="store_true")
     parser.add_argument("--exact_decode", action="store_true", help="decode whole frames (eval flag of the same name)")
     parser.add_argument("--compare", nargs="+", metavar="VARIANT",
-                        help="time these ways of segmenting side by side: exact, local, local=N, amp, compile "
-                             "(join with +)")
+                        help="time these ways of segmenting side by side: exact, local, local=N, amp, compile, "
+                             "an architecture (join with +; default architecture: the first --arch)")
     parser.add_argument("--weights", type=Path, help="trained weights to time (default: random weights)")
     parser.add_argument("--object_scales", type=float, nargs="+", default=[1.0],
                         help="scale the synthetic objects' sizes (one table block per scale)")

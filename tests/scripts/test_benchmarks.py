@@ -1,7 +1,10 @@
 """The benchmark scripts run end to end at a tiny size and print their tables (numbers are not judged)."""
+import argparse
+import importlib.util
 import json
 
-from eval_helpers import run_script
+import pytest
+from eval_helpers import ROOT, run_script
 
 
 def test_inference_benchmark_prints_a_row_per_length_and_architecture(tmp_path):
@@ -77,3 +80,23 @@ def test_inference_benchmark_compares_decoding_and_reports_agreement(tmp_path):
     assert [row["arch"] for row in rows] == ["exact", "local", "local=1"]
     assert rows[0]["agreement"] == 1.0 and all(0.9 <= row["agreement"] <= 1.0 for row in rows)
     assert all(row["object_scale"] == 0.5 and 0 < row["object_coverage"] < 0.5 for row in rows)
+
+
+def _inference_benchmark_module():
+    spec = importlib.util.spec_from_file_location("benchmark_inference", ROOT / "scripts" / "benchmark_inference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_inference_variants_name_the_architecture_decoding_and_precision():
+    benchmark = _inference_benchmark_module()
+    assert benchmark.parse_variant("stm+exact+amp") == {
+        "arch": "stm", "exact_decode": True, "margin": benchmark.local_decode.MARGIN, "amp": True, "compile": False}
+    # --exact_decode and the first --arch apply where a variant does not say otherwise
+    assert benchmark.parse_variant("local=3", "stm", exact_decode=True) == {
+        "arch": "stm", "exact_decode": False, "margin": 3, "amp": False, "compile": False}
+    with pytest.raises(ValueError, match="unknown variant 'fast'"):
+        benchmark.parse_variant("stcn+fast")
+    shorthand = argparse.Namespace(compare=None, arch=["stcn", "stm"], amp=True)
+    assert benchmark.variant_names(shorthand) == ["stcn", "stcn+amp", "stm", "stm+amp"]
