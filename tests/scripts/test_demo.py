@@ -45,6 +45,7 @@ def test_demo_without_iterations_trains_for_its_budget(tmp_path):
                "--minutes", "0.3", "--curve_points", "2")
     summary = json.loads((out / "demo_summary.json").read_text())
     assert "--minutes 0.3" in summary["train_command"] and " -i 1000 " in summary["train_command"]
+    assert " --lr 0.0002 " in summary["train_command"]  # the demo's rate, twice the paper's
     assert summary["iterations"] >= 1 and summary["learning_curve"][-1]["iteration"] == summary["iterations"]
     run = next((out / "train").iterdir())
     checkpoint = torch.load(run / f"{run.name}_checkpoint.pth", weights_only=True)
