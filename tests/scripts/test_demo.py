@@ -36,6 +36,8 @@ def test_demo_pipeline_fills_its_folder(tmp_path):
     assert (run / "config.json").is_file()
     assert (out / summary["weights"]).is_file()
     assert len(list(run.glob(f"{run.name}_[0-9]*.pth"))) <= 1  # only the final snapshot is kept
+    spread = run_script("scripts/summarise_demos.py", out).stdout  # a real summary, one run
+    assert f"**{summary['jf_trained']:.3f}**" in spread and "one run (no spread)" in spread
 
 
 def test_demo_without_iterations_trains_for_its_budget(tmp_path):

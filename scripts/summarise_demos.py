@@ -1,0 +1,132 @@
+"""The spread of several `scripts/demo.py` runs, one per seed: each run's J&F beside copy-first, the mean ±
+sample standard deviation over the runs, the seconds per training iteration, and the mean learning curve.
+
+One run says little (two single runs differ by about 0.04 J&F here), so the README's demo numbers come from
+three seeds:
+
+  python scripts/demo.py --out demo_s14159265                 # train.py's default seed
+  python scripts/demo.py --out demo_s1 --seed 1 --iterations 212   # the first run's count, repeated exactly
+  python scripts/demo.py --out demo_s2 --seed 2 --iterations 212
+  python scripts/summarise_demos.py demo_s14159265 demo_s1 demo_s2 --markdown spread.md
+
+The runs must have been scored on the same validation set and trained with different seeds.
+"""
+import argparse
+import json
+import re
+import statistics
+from pathlib import Path
+from typing import Optional
+
+from util.cli import run_cli
+from util.fileio import InputError, atomic_path
+
+SUMMARY = "demo_summary.json"
+
+
+def load_run(folder: Path) -> dict:
+    """One demo run's numbers from its demo_summary.json, with the seed and the seconds per training
+    iteration (minutes of training steps at the last validation, which is at the final iteration)."""
+    path = folder / SUMMARY
+    if not path.is_file():
+        raise InputError(f"{path}: not found (is {folder} a scripts/demo.py output folder?)")
+    try:
+        summary = json.loads(path.read_text())
+        seed = re.search(r"--seed (\d+)", summary["train_command"])
+        curve = summary["learning_curve"]
+        run = {
+            "folder": folder, "jf": summary["jf_trained"], "j": summary["j_f"]["trained"][0],
+            "f": summary["j_f"]["trained"][1], "copy_first": summary["jf_copy_first"],
+            "untrained": summary["jf_untrained"], "iterations": summary["iterations"],
+            "fps": summary["fps"], "validation": summary["validation"], "curve": curve,
+        }
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError) as error:
+        raise InputError(f"{path}: not a demo summary ({type(error).__name__}: {error})") from None
+    if seed is None:
+        raise InputError(f"{path}: its train_command has no --seed")
+    if not curve or curve[-1]["iteration"] != run["iterations"]:
+        raise InputError(f"{path}: the learning curve does not end at the final iteration {run['iterations']}")
+    run["seed"] = int(seed.group(1))
+    run["seconds_per_iteration"] = curve[-1]["minutes"] * 60 / run["iterations"]
+    return run
+
+
+def check_comparable(runs: list[dict]) -> None:
+    """Runs are averaged only if they were scored on the same validation set and trained from different seeds."""
+    first = runs[0]
+    for run in runs[1:]:
+        if run["validation"] != first["validation"] or abs(run["copy_first"] - first["copy_first"]) > 1e-9:
+            raise InputError(f"{run['folder']}: scored on another validation set than {first['folder']} "
+                             f"({run['validation']}, copy-first {run['copy_first']:.4f} against "
+                             f"{first['validation']}, {first['copy_first']:.4f})")
+    seen: dict[int, Path] = {}
+    for run in runs:
+        if run["seed"] in seen:
+            raise InputError(f"{run['folder']}: trained with seed {run['seed']}, as {seen[run['seed']]} was: "
+                             "the same run twice is not a spread")
+        seen[run["seed"]] = run["folder"]
+
+
+def mean_and_spread(values: list[float]) -> tuple[float, Optional[float]]:
+    """Mean and sample standard deviation (None for a single value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def _with_spread(values: list[float], style: str = ".3f") -> str:
+    mean, spread = mean_and_spread(values)
+    return format(mean, style) if spread is None else f"{format(mean, style)} ± {spread:{style.lstrip('+')}}"
+
+
+def _curve_cell(curve: list[dict]) -> str:
+    return " / ".join(f"{point['jf']:.3f}" for point in curve)
+
+
+def markdown_table(runs: list[dict]) -> str:
+    """The runs, one row each, then their mean ± sample standard deviation (or 'one run')."""
+    rows = ["| folder | seed | iterations | s per iteration | J&F | J | F | J&F - copy-first | J&F along the way |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for run in runs:
+        rows.append(f"| {run['folder'].name} | {run['seed']} | {run['iterations']} | "
+                    f"{run['seconds_per_iteration']:.2f} | {run['jf']:.3f} | {run['j']:.3f} | {run['f']:.3f} | "
+                    f"{run['jf'] - run['copy_first']:+.3f} | {_curve_cell(run['curve'])} |")
+    iterations = [[point["iteration"] for point in run["curve"]] for run in runs]
+    if all(points == iterations[0] for points in iterations):  # the same validation points: average them
+        mean_curve = " / ".join(f"{statistics.fmean(run['curve'][k]['jf'] for run in runs):.3f}"
+                                for k in range(len(iterations[0])))
+    else:
+        mean_curve = "(different iterations)"
+    label = f"mean ± sd ({len(runs)} runs)" if len(runs) > 1 else "one run (no spread)"
+    rows.append(
+        f"| **{label}** | | {_with_spread([run['iterations'] for run in runs], '.0f')} | "
+        f"{_with_spread([run['seconds_per_iteration'] for run in runs], '.2f')} | "
+        f"**{_with_spread([run['jf'] for run in runs])}** | {_with_spread([run['j'] for run in runs])} | "
+        f"{_with_spread([run['f'] for run in runs])} | "
+        f"{_with_spread([run['jf'] - run['copy_first'] for run in runs], '+.3f')} | {mean_curve} |")
+    first = runs[0]
+    rows.append("")
+    rows.append(f"Copy-first {first['copy_first']:.3f}; untrained {_with_spread([run['untrained'] for run in runs])}; "
+                f"the weakest run is {min(run['jf'] - run['copy_first'] for run in runs):+.3f} above copy-first.")
+    return "\n".join(rows) + "\n"
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", type=Path, nargs="+", help="scripts/demo.py output folders (one per seed)")
+    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    runs = [load_run(folder) for folder in args.runs]
+    check_comparable(runs)
+    table = markdown_table(runs)
+    print(table, end="")
+    if args.markdown:
+        with atomic_path(args.markdown) as tmp:
+            tmp.write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
