@@ -54,7 +54,9 @@ def main() -> int:
         return 3
     print(f"rank {rank}: parameter checksum {parameter_checksum(trainer.network):.10e}", flush=True)
     if rank == 0:
-        state = "stopped (resume with --resume)" if summary["interrupted"] else "done"
+        at_stop = args.stop_at is not None and summary["iteration"] == args.stop_at < summary["planned_iterations"]
+        stopped = summary["interrupted"] or at_stop  # a checkpoint to continue from, not the end of the run
+        state = "stopped (resume with --resume)" if stopped else "done"
         print(f"{state} at iteration {summary['iteration']} ({summary['iterations_run']} this run) in "
               f"{summary['minutes']:.1f} min; last loss {summary['last_loss']:.4f}; checkpoint {summary['checkpoint']}")
         if config.minutes:

@@ -16,6 +16,8 @@ overlay.gif, learning_curve.png, demo_summary.json.
 
   OMP_NUM_THREADS=1 python scripts/demo.py --out demo_long --iterations 700 --lr 1e-4 --curve_points 12
       # the longer recipe of the README (J&F 0.746 after 81 minutes of training here)
+  python scripts/demo.py --out demo_2h --iterations 1420 --curve_points 12 --stop_at 700   # a long run in two
+  python scripts/demo.py --out demo_2h --iterations 1420 --curve_points 12 --resume        # parts (or Ctrl-C)
 """
 import argparse
 import json
@@ -40,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 from dataset.synthetic import generate_video, sample_rng
 from inference.reference import DEFAULT_REFERENCE, deterministic_stcn, segment_reference_clip
 from training.validation import read_history
-from util.fileio import atomic_path
+from util.cli import run_cli
+from util.fileio import InputError, atomic_path
 from util.imageio import DAVIS_PALETTE, read_image, read_indexed_png, write_indexed_png
 from util.plots import learning_curve
 
@@ -127,32 +130,64 @@ def train_arguments(args: argparse.Namespace, stage: int, iterations: int, save_
     return command
 
 
-def run_train(arguments: list[str], save_dir: Path, deadline_seconds: float) -> tuple[Path, int, float]:
+def run_train(arguments: list[str], save_dir: Path, deadline_seconds: float) -> tuple[Path, int, float, bool]:
     """Run train.py (its progress bar shows); SIGTERM it at the deadline (it saves and stops). Returns the
-    final weights, the iterations done and the minutes taken."""
+    final weights, the iterations done, the minutes taken and whether training was stopped to be resumed
+    (Ctrl-C or --stop_at: train.py saved its checkpoint)."""
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *arguments], cwd=ROOT,
                                stdout=subprocess.PIPE, text=True)
     lines = []
     reader = _LineReader(process.stdout, lines)
-    while process.poll() is None:
-        if time.perf_counter() - start > deadline_seconds:
-            print(f"\n    training is past its deadline ({deadline_seconds / 60:.1f} min): stopping it", flush=True)
-            process.send_signal(signal.SIGTERM)
-            process.wait()
-            break
-        time.sleep(0.5)
+    past_deadline = False
+    try:
+        while process.poll() is None:
+            if time.perf_counter() - start > deadline_seconds:
+                print(f"\n    training is past its deadline ({deadline_seconds / 60:.1f} min): stopping it", flush=True)
+                past_deadline = True
+                process.send_signal(signal.SIGTERM)
+                process.wait()
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:  # Ctrl-C reached train.py too; let it finish its checkpoint
+        process.send_signal(signal.SIGTERM)
+        process.wait()
     reader.join()
     minutes = (time.perf_counter() - start) / 60
     if process.returncode != 0:
         raise SystemExit(f"train.py failed (exit {process.returncode}):\n" + "".join(lines[-20:]))
     run = _run_folder(save_dir)
-    done = re.search(r"at iteration (\d+)", "".join(lines[-5:]))
+    last_lines = "".join(lines[-5:])
+    done = re.search(r"at iteration (\d+)", last_lines)
     iteration = int(done.group(1)) if done else 0
     weights = run / f"{run.name}_{iteration}.pth"
     if not weights.is_file():
         weights = run / f"{run.name}_checkpoint.pth"  # stopped at the deadline: the full checkpoint
-    return weights, iteration, minutes
+    stopped = "stopped (resume with --resume)" in last_lines and not past_deadline
+    return weights, iteration, minutes, stopped
+
+
+def stopped_checkpoint(out: Path) -> Path:
+    """The checkpoint of the stopped demo run in `out` (--resume), or an InputError saying what is missing."""
+    runs = sorted(p for p in (out / "train").glob("*") if p.is_dir())
+    checkpoint = runs[-1] / f"{runs[-1].name}_checkpoint.pth" if runs else None
+    if not (out / "data").is_dir() or checkpoint is None or not checkpoint.is_file():
+        raise InputError(f"{out}: no stopped demo run to resume (it needs data/ and train/<run>/<run>_checkpoint.pth); "
+                         "run without --resume to start one")
+    return checkpoint
+
+
+def check_same_recipe(path: Path, arguments: list[str], resume: bool) -> None:
+    """Record train.py's arguments of a new run in `path`; on --resume, refuse flags that would change them
+    (the resumed run must be the one that was stopped)."""
+    if not resume:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(arguments))
+        return
+    started = json.loads(path.read_text()) if path.is_file() else None
+    if started != arguments:
+        raise InputError(f"{path.parent}: started as `train.py {' '.join(started or ['?'])}`, resumed as `train.py "
+                         f"{' '.join(arguments)}`: resume with the flags the run was started with")
 
 
 class _LineReader:
@@ -281,6 +316,12 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "demo_output", help="the demo folder (replaced)")
     parser.add_argument("--minutes", type=float, default=float(os.environ.get("DEMO_MINUTES", DEFAULT_MINUTES)),
                         help="training budget in minutes (default: $DEMO_MINUTES or %(default)s)")
+    parser.add_argument("--stop_at", type=int,
+                        help="stop training at this iteration with a checkpoint (a job time limit, a long recipe "
+                             "split over days); the same command with --resume continues it")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run stopped in --out (by --stop_at or Ctrl-C), given the flags it was "
+                             "started with, then evaluate")
     parser.add_argument("--seed", type=int, default=SEED,
                         help="train.py's seed: the network's initialisation and training samples (the validation "
                              "videos stay the same); repeat with other seeds to see the spread")
@@ -298,6 +339,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.minutes <= 0:
         parser.error("the training budget (--minutes / DEMO_MINUTES) must be positive")
+    if args.stop_at is not None and args.stop_at < 1:
+        parser.error("--stop_at must be at least 1")
     return args
 
 
@@ -338,16 +381,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     out = args.out.resolve()
     if not args.skip_parity and not run_parity(args.reference):
         return 1
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
     data, save_dir = out / "data", out / "train"
-
-    print(f"\n[2] Synthetic data in {out}", flush=True)
     height, width = args.size
-    write_validation_set(data, args.val_videos, args.val_frames, (height, width), args.objects)
-    print(f"    validation: {args.val_videos} videos x {args.val_frames} frames at {height}x{width}, "
-          f"1-{args.objects} objects ({data}, DAVIS layout)")
+    if args.resume:
+        checkpoint = stopped_checkpoint(out)
+        print(f"\n[2] Continuing the stopped run in {out} from {checkpoint.name}", flush=True)
+    else:
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        print(f"\n[2] Synthetic data in {out}", flush=True)
+        write_validation_set(data, args.val_videos, args.val_frames, (height, width), args.objects)
+        print(f"    validation: {args.val_videos} videos x {args.val_frames} frames at {height}x{width}, "
+              f"1-{args.objects} objects ({data}, DAVIS layout)")
     drawn = f"one of {args.pool} fixed" if args.pool else "a fresh"
     print(f"    training: {drawn} {args.train_frames}-frame {height}x{width} video for every sample "
           f"(train.py --synthetic)", flush=True)
@@ -366,8 +412,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         deadline = args.minutes * 60 * 1.5 + 300  # a safety net: train.py stops itself at the budget
         print(f"    {args.minutes:g} minutes of training steps (train.py --minutes), validated {points} times",
               flush=True)
+    check_same_recipe(out / "train_arguments.json", arguments, args.resume)
+    arguments += (["--resume", str(checkpoint)] if args.resume else []) + \
+        (["--stop_at", str(args.stop_at)] if args.stop_at else [])
     print("    python train.py " + " ".join(arguments), flush=True)
-    weights, done, train_minutes = run_train(arguments, save_dir, deadline)
+    weights, done, train_minutes, stopped = run_train(arguments, save_dir, deadline)
+    if stopped:
+        print(f"\nTraining stopped at iteration {done} with a checkpoint: the same command with --resume "
+              f"continues it (then evaluates).")
+        return 0
 
     print("\n[4] Evaluation on the validation set with eval_davis.py", flush=True)
     trained = run_eval_davis(weights, data, out / "masks", args, zip_too=True)
@@ -391,6 +444,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     summary = {
         "jf_trained": trained["jf"], "jf_untrained": untrained["jf"], "jf_copy_first": copy_first["jf"],
         "fps": trained["fps"], "train_minutes": train_minutes, "iterations": done,
+        "resumed": args.resume,  # if so, train_minutes is the wall time of the resumed part only
         "j_f": {"trained": [trained["j"], trained["f"]], "untrained": [untrained["j"], untrained["f"]],
                 "copy_first": [copy_first["j"], copy_first["f"]]},
         "learning_curve": curve, "weights": str(weights.relative_to(out)),
@@ -417,4 +471,4 @@ def _with_fast_malloc() -> None:
 
 if __name__ == "__main__":
     _with_fast_malloc()
-    sys.exit(main())
+    run_cli(main)

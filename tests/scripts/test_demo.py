@@ -9,12 +9,22 @@ from PIL import Image
 SUMMARY_KEYS = {"jf_trained", "jf_untrained", "jf_copy_first", "fps", "train_minutes", "iterations"}
 
 
-def test_demo_pipeline_fills_its_folder(tmp_path):
+def test_demo_pipeline_fills_its_folder_stopped_and_resumed(tmp_path):
     out = tmp_path / "demo"
     env = dict(os.environ, DEMO_MINUTES="1")
-    result = run_script("scripts/demo.py", "--skip_parity", "--out", out, "--size", "32", "48", "--val_videos", "2",
-                        "--val_frames", "5", "--train_frames", "5", "--objects", "2", "--batch", "1",
-                        "--iterations", "2", "--warmup", "1", "--curve_points", "2", env=env)
+    flags = ["scripts/demo.py", "--skip_parity", "--out", out, "--size", "32", "48", "--val_videos", "2",
+             "--val_frames", "5", "--train_frames", "5", "--objects", "2", "--batch", "1", "--iterations", "2",
+             "--warmup", "1", "--curve_points", "2"]
+    nothing = run_script(*flags[:3], tmp_path / "none", *flags[4:], "--resume", check=False)
+    assert nothing.returncode == 2 and f"{tmp_path / 'none'}: no stopped demo run to resume" in nothing.stderr
+    stopped = run_script(*flags, "--stop_at", "1", env=env)  # e.g. a job time limit
+    assert "Training stopped at iteration 1" in stopped.stdout and not (out / "demo_summary.json").exists()
+    checkpoint = next((out / "train").glob("*/*_checkpoint.pth"))
+    assert torch.load(checkpoint, weights_only=True)["iteration"] == 1
+    other = run_script(*flags, "--resume", "--lr", "0.001", check=False)
+    assert other.returncode == 2 and "resume with the flags the run was started with" in other.stderr
+    result = run_script(*flags, "--resume", env=env)
+    assert "continuing from iteration 1" in result.stdout
     assert "J&F" in result.stdout and "copy-first" in result.stdout
     summary = json.loads((out / "demo_summary.json").read_text())
     assert SUMMARY_KEYS <= set(summary)
@@ -35,7 +45,7 @@ def test_demo_pipeline_fills_its_folder(tmp_path):
     assert any((run / "logs").iterdir())  # the TensorBoard log
     assert (run / "config.json").is_file()
     assert (out / summary["weights"]).is_file()
-    assert len(list(run.glob(f"{run.name}_[0-9]*.pth"))) <= 1  # only the final snapshot is kept
+    assert {p.name for p in run.glob(f"{run.name}_[0-9]*.pth")} <= {f"{run.name}_1.pth", f"{run.name}_2.pth"}
     spread = run_script("scripts/summarise_demos.py", out).stdout  # a real summary, one run
     assert f"**{summary['jf_trained']:.3f}**" in spread and "one run (no spread)" in spread
 

@@ -65,7 +65,8 @@ def test_static_stage_trains_single_object_and_saves_released_layout(data_roots,
 
 def test_resume_is_exact(data_roots, tmp_path):
     straight = run_script("train.py", *_video_args(data_roots, tmp_path / "a", "-i", "4"))
-    run_script("train.py", *_video_args(data_roots, tmp_path / "b", "-i", "4", "--stop_at", "2"))
+    stopped = run_script("train.py", *_video_args(data_roots, tmp_path / "b", "-i", "4", "--stop_at", "2"))
+    assert "stopped (resume with --resume) at iteration 2" in stopped.stdout
     checkpoint = next((tmp_path / "b").glob("*/*_checkpoint.pth"))
     assert torch.load(checkpoint)["iteration"] == 2
     resumed = run_script("train.py", *_video_args(data_roots, tmp_path / "b", "-i", "4", "--resume", checkpoint,
