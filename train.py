@@ -33,6 +33,9 @@ def main() -> int:
     trainer = Trainer(config, device, rank, world)
     if config.resume:
         run = RunPaths(config.resume.parent, trainer.load(config.resume))
+        if args.stop_at is not None and args.stop_at <= trainer.iteration:
+            raise InputError(f"--stop_at {args.stop_at}: {config.resume} is already at iteration "
+                             f"{trainer.iteration}; continue without --stop_at or with a later one")
     else:
         run = new_run(config)
 

@@ -123,9 +123,10 @@ def train_and_evaluate(args: argparse.Namespace, arch: str, similarity: str, see
     arguments = train_arguments(args, 3, iterations, save_dir, iterations, seed=seed, run_id=f"{arch}_{similarity}")
     arguments += ["--arch", arch, "--similarity", similarity]
     deadline = args.minutes * 60 * 1.15 + 60 if args.minutes else math.inf
-    weights, done, minutes, stopped = run_train(arguments, save_dir, deadline)
-    if stopped:  # Ctrl-C: this network is retrained by the next run; the finished ones are kept
+    training = run_train(arguments, save_dir, deadline)
+    if training.paused:  # Ctrl-C: this network is retrained by the next run; the finished ones are kept
         raise SystemExit(f"stopped while training {folder.name}: the same command continues the table")
+    weights, done, minutes = training.weights, training.iteration, training.minutes
     result = {"arch": arch, "similarity": similarity, "seed": seed, "iterations_planned": iterations,
               "iterations": done, "train_minutes": minutes, "weights": str(weights.relative_to(args.out))}
     for name, schedule in SCHEDULES.items():

@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -130,16 +131,29 @@ def train_arguments(args: argparse.Namespace, stage: int, iterations: int, save_
     return command
 
 
-def run_train(arguments: list[str], save_dir: Path, deadline_seconds: float) -> tuple[Path, int, float, bool]:
-    """Run train.py (its progress bar shows); SIGTERM it at the deadline (it saves and stops). Returns the
-    final weights, the iterations done, the minutes taken and whether training was stopped to be resumed
-    (Ctrl-C or --stop_at: train.py saved its checkpoint)."""
+@dataclass
+class TrainingRun:
+    """What run_train reports: the weights to evaluate, the iteration reached, train.py's wall minutes and,
+    if training was paused with a checkpoint to resume from, by what ("--stop_at" or "Ctrl-C")."""
+
+    weights: Path
+    iteration: int
+    minutes: float
+    paused: Optional[str] = None
+
+
+def run_train(arguments: list[str], save_dir: Path, deadline_seconds: float) -> TrainingRun:
+    """Run train.py (its progress bar shows); at the deadline, or on Ctrl-C or SIGTERM to this process,
+    SIGTERM it (it saves a checkpoint and stops)."""
     start = time.perf_counter()
+    # its own session: Ctrl-C reaches this process only, which asks train.py to stop (its DataLoader worker
+    # would otherwise die of the SIGINT first and take the checkpoint with it)
     process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *arguments], cwd=ROOT,
-                               stdout=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, text=True, start_new_session=True)
     lines = []
     reader = _LineReader(process.stdout, lines)
-    past_deadline = False
+    past_deadline = interrupted = False
+    previous_handler = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while process.poll() is None:
             if time.perf_counter() - start > deadline_seconds:
@@ -149,13 +163,18 @@ def run_train(arguments: list[str], save_dir: Path, deadline_seconds: float) -> 
                 process.wait()
                 break
             time.sleep(0.5)
-    except KeyboardInterrupt:  # Ctrl-C reached train.py too; let it finish its checkpoint
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\n    interrupted: train.py saves a checkpoint and stops", flush=True)
         process.send_signal(signal.SIGTERM)
         process.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     reader.join()
     minutes = (time.perf_counter() - start) / 60
     if process.returncode != 0:
-        raise SystemExit(f"train.py failed (exit {process.returncode}):\n" + "".join(lines[-20:]))
+        happened = "was interrupted before it had a checkpoint" if interrupted else "failed"
+        raise SystemExit(f"train.py {happened} (exit {process.returncode}):\n" + "".join(lines[-20:]))
     run = _run_folder(save_dir)
     last_lines = "".join(lines[-5:])
     done = re.search(r"at iteration (\d+)", last_lines)
@@ -163,12 +182,35 @@ def run_train(arguments: list[str], save_dir: Path, deadline_seconds: float) -> 
     weights = run / f"{run.name}_{iteration}.pth"
     if not weights.is_file():
         weights = run / f"{run.name}_checkpoint.pth"  # stopped at the deadline: the full checkpoint
-    stopped = "stopped (resume with --resume)" in last_lines and not past_deadline
-    return weights, iteration, minutes, stopped
+    if past_deadline:
+        print(f"    training cut at its deadline at iteration {iteration}: evaluating that checkpoint", flush=True)
+        return TrainingRun(weights, iteration, minutes)
+    paused = "Ctrl-C" if interrupted else "--stop_at" if "stopped (resume with --resume)" in last_lines else None
+    return TrainingRun(weights, iteration, minutes, paused)
+
+
+# ---- --stop_at / --resume: a run in parts -----------------------------------------------------------------
+RECIPE_FILE = "demo_recipe.json"  # the flags a run was started with, and the training minutes of its parts
+
+
+def demo_recipe(args: argparse.Namespace, arguments: list[str]) -> dict:
+    """Everything that makes two parts of a run the same run: train.py's arguments, the validation set and
+    the evaluation flags."""
+    return {"train": arguments, "validation": validation_settings(args), "evaluation": eval_arguments(args)}
+
+
+VALIDATION_FLAGS = {"videos": "--val_videos", "frames": "--val_frames", "size": "--size", "max_objects": "--objects"}
+
+
+def validation_settings(args: argparse.Namespace) -> dict:
+    """The generated validation set, as demo_summary.json records it."""
+    return {"videos": args.val_videos, "frames": args.val_frames, "size": list(args.size), "max_objects": args.objects}
 
 
 def stopped_checkpoint(out: Path) -> Path:
-    """The checkpoint of the stopped demo run in `out` (--resume), or an InputError saying what is missing."""
+    """The checkpoint of the paused demo run in `out` (--resume), or an InputError saying why there is none."""
+    if (out / "demo_summary.json").is_file():
+        raise InputError(f"{out}: this run is finished (demo_summary.json); run without --resume to start again")
     runs = sorted(p for p in (out / "train").glob("*") if p.is_dir())
     checkpoint = runs[-1] / f"{runs[-1].name}_checkpoint.pth" if runs else None
     if not (out / "data").is_dir() or checkpoint is None or not checkpoint.is_file():
@@ -177,17 +219,40 @@ def stopped_checkpoint(out: Path) -> Path:
     return checkpoint
 
 
-def check_same_recipe(path: Path, arguments: list[str], resume: bool) -> None:
-    """Record train.py's arguments of a new run in `path`; on --resume, refuse flags that would change them
-    (the resumed run must be the one that was stopped)."""
-    if not resume:
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(arguments))
-        return
-    started = json.loads(path.read_text()) if path.is_file() else None
-    if started != arguments:
-        raise InputError(f"{path.parent}: started as `train.py {' '.join(started or ['?'])}`, resumed as `train.py "
-                         f"{' '.join(arguments)}`: resume with the flags the run was started with")
+def check_same_recipe(out: Path, recipe: dict) -> float:
+    """Refuse a resume whose flags would make another run than the one paused in `out`; returns the training
+    minutes of the earlier parts."""
+    path = out / RECIPE_FILE
+    if not path.is_file():
+        raise InputError(f"{path}: not found, so the flags this run was started with are unknown; run without "
+                         "--resume to start again")
+    started = json.loads(path.read_text())
+    before, now = _flag_values(started), _flag_values(recipe)
+    changed = [f"{flag} {before.get(flag, '(unset)')} (now {now.get(flag, '(unset)')})"
+               for flag in sorted(set(before) | set(now)) if before.get(flag) != now.get(flag)]
+    if changed:
+        raise InputError(f"{out}: started with other flags: {', '.join(changed)}; resume with the flags the run "
+                         "was started with")
+    return started.get("train_minutes_before", 0.0)
+
+
+def record_recipe(out: Path, recipe: dict, train_minutes_before: float) -> None:
+    with atomic_path(out / RECIPE_FILE) as tmp:
+        tmp.write_text(json.dumps({**recipe, "train_minutes_before": train_minutes_before}, indent=2))
+
+
+def _flag_values(recipe: dict) -> dict[str, str]:
+    """A recipe as flag -> value, to name the flags that differ."""
+    values = {VALIDATION_FLAGS[key]: str(value) for key, value in recipe["validation"].items()}
+    for arguments in (recipe["train"], recipe["evaluation"]):
+        flag = None
+        for token in arguments:
+            if re.match(r"--?[a-z]", token):
+                flag = token
+                values[flag] = ""
+            elif flag is not None:
+                values[flag] = f"{values[flag]} {token}".strip()
+    return values
 
 
 class _LineReader:
@@ -339,8 +404,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.minutes <= 0:
         parser.error("the training budget (--minutes / DEMO_MINUTES) must be positive")
-    if args.stop_at is not None and args.stop_at < 1:
-        parser.error("--stop_at must be at least 1")
+    if args.stop_at is not None and (args.stop_at < 1 or not args.iterations):
+        parser.error("--stop_at needs --iterations N (a budget plans its length as it goes) and must be at least 1")
     return args
 
 
@@ -379,12 +444,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     out = args.out.resolve()
+    checkpoint = stopped_checkpoint(out) if args.resume else None
     if not args.skip_parity and not run_parity(args.reference):
         return 1
     data, save_dir = out / "data", out / "train"
     height, width = args.size
     if args.resume:
-        checkpoint = stopped_checkpoint(out)
         print(f"\n[2] Continuing the stopped run in {out} from {checkpoint.name}", flush=True)
     else:
         if out.exists():
@@ -412,15 +477,19 @@ def main(argv: Optional[list[str]] = None) -> int:
         deadline = args.minutes * 60 * 1.5 + 300  # a safety net: train.py stops itself at the budget
         print(f"    {args.minutes:g} minutes of training steps (train.py --minutes), validated {points} times",
               flush=True)
-    check_same_recipe(out / "train_arguments.json", arguments, args.resume)
-    arguments += (["--resume", str(checkpoint)] if args.resume else []) + \
-        (["--stop_at", str(args.stop_at)] if args.stop_at else [])
+    recipe = demo_recipe(args, arguments)
+    minutes_before = check_same_recipe(out, recipe) if args.resume else 0.0
+    record_recipe(out, recipe, minutes_before)
+    arguments = arguments + (["--resume", str(checkpoint)] if args.resume else []) + \
+        (["--stop_at", str(args.stop_at)] if args.stop_at else [])  # a new list: the recipe keeps its own
     print("    python train.py " + " ".join(arguments), flush=True)
-    weights, done, train_minutes, stopped = run_train(arguments, save_dir, deadline)
-    if stopped:
-        print(f"\nTraining stopped at iteration {done} with a checkpoint: the same command with --resume "
-              f"continues it (then evaluates).")
-        return 0
+    training = run_train(arguments, save_dir, deadline)
+    weights, done, train_minutes = training.weights, training.iteration, minutes_before + training.minutes
+    if training.paused:
+        record_recipe(out, recipe, train_minutes)
+        print(f"\nTraining paused ({training.paused}) at iteration {done} with a checkpoint: the same command with "
+              f"--resume (without --stop_at, or with a later one) continues it, then evaluates.")
+        return 130 if training.paused == "Ctrl-C" else 0
 
     print("\n[4] Evaluation on the validation set with eval_davis.py", flush=True)
     trained = run_eval_davis(weights, data, out / "masks", args, zip_too=True)
@@ -444,14 +513,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     summary = {
         "jf_trained": trained["jf"], "jf_untrained": untrained["jf"], "jf_copy_first": copy_first["jf"],
         "fps": trained["fps"], "train_minutes": train_minutes, "iterations": done,
-        "resumed": args.resume,  # if so, train_minutes is the wall time of the resumed part only
         "j_f": {"trained": [trained["j"], trained["f"]], "untrained": [untrained["j"], untrained["f"]],
                 "copy_first": [copy_first["j"], copy_first["f"]]},
         "learning_curve": curve, "weights": str(weights.relative_to(out)),
         "train_command": "python train.py " + " ".join(arguments),
         "eval_flags": " ".join(eval_arguments(args)),
-        "validation": {"videos": args.val_videos, "frames": args.val_frames, "size": [height, width],
-                       "max_objects": args.objects},
+        "validation": validation_settings(args),
         "total_minutes": (time.perf_counter() - started) / 60,
     }
     with atomic_path(out / "demo_summary.json") as tmp:

@@ -86,7 +86,8 @@ def run_training(trainer: Trainer, batches_for: Callable[[TrainConfig, int], Ite
                 if replanned:
                     batches = batches_for(trainer.config, trainer.iteration)  # the same samples, new curriculum
             interval = trainer.config.validation_interval
-            if validator is not None and (trainer.iteration == end or
+            paused = stop_at is not None and end == stop_at < trainer.config.iterations  # to be resumed
+            if validator is not None and ((trainer.iteration == end and not paused) or
                                           (interval and trainer.iteration % interval == 0)):
                 last_val = _validate(validator, trainer, run, writer, progress) or last_val
             if trainer.iteration % config.save_every == 0 and trainer.iteration < end:

@@ -1,9 +1,14 @@
 """scripts/demo.py end to end with a tiny budget: data, train.py, eval_davis.py, pictures, summary."""
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import torch
-from eval_helpers import run_script
+from eval_helpers import ROOT, run_script
 from PIL import Image
 
 SUMMARY_KEYS = {"jf_trained", "jf_untrained", "jf_copy_first", "fps", "train_minutes", "iterations"}
@@ -18,13 +23,17 @@ def test_demo_pipeline_fills_its_folder_stopped_and_resumed(tmp_path):
     nothing = run_script(*flags[:3], tmp_path / "none", *flags[4:], "--resume", check=False)
     assert nothing.returncode == 2 and f"{tmp_path / 'none'}: no stopped demo run to resume" in nothing.stderr
     stopped = run_script(*flags, "--stop_at", "1", env=env)  # e.g. a job time limit
-    assert "Training stopped at iteration 1" in stopped.stdout and not (out / "demo_summary.json").exists()
+    assert "Training paused (--stop_at) at iteration 1" in stopped.stdout and not (out / "demo_summary.json").exists()
     checkpoint = next((out / "train").glob("*/*_checkpoint.pth"))
     assert torch.load(checkpoint, weights_only=True)["iteration"] == 1
-    other = run_script(*flags, "--resume", "--lr", "0.001", check=False)
-    assert other.returncode == 2 and "resume with the flags the run was started with" in other.stderr
+    same_stop = run_script(*flags, "--resume", "--stop_at", "1", check=False)  # would never get further
+    assert same_stop.returncode != 0 and "already at iteration 1" in same_stop.stderr
+    other = run_script(*flags, "--resume", "--lr", "0.001", "--val_videos", "3", check=False)
+    assert other.returncode == 2 and "--lr 0.0002 (now 0.001)" in other.stderr and "--val_videos 2 (now 3)" in other.stderr
     result = run_script(*flags, "--resume", env=env)
     assert "continuing from iteration 1" in result.stdout
+    finished = run_script(*flags, "--resume", check=False)
+    assert finished.returncode == 2 and "this run is finished" in finished.stderr
     assert "J&F" in result.stdout and "copy-first" in result.stdout
     summary = json.loads((out / "demo_summary.json").read_text())
     assert SUMMARY_KEYS <= set(summary)
@@ -45,7 +54,7 @@ def test_demo_pipeline_fills_its_folder_stopped_and_resumed(tmp_path):
     assert any((run / "logs").iterdir())  # the TensorBoard log
     assert (run / "config.json").is_file()
     assert (out / summary["weights"]).is_file()
-    assert {p.name for p in run.glob(f"{run.name}_[0-9]*.pth")} <= {f"{run.name}_1.pth", f"{run.name}_2.pth"}
+    assert {p.name for p in run.glob(f"{run.name}_[0-9]*.pth")} == {f"{run.name}_1.pth", f"{run.name}_2.pth"}
     spread = run_script("scripts/summarise_demos.py", out).stdout  # a real summary, one run
     assert f"**{summary['jf_trained']:.3f}**" in spread and "one run (no spread)" in spread
 
@@ -62,3 +71,24 @@ def test_demo_without_iterations_trains_for_its_budget(tmp_path):
     run = next((out / "train").iterdir())
     checkpoint = torch.load(run / f"{run.name}_checkpoint.pth", weights_only=True)
     assert 0.3 * 60 * 0.5 <= checkpoint["train_seconds"] <= 0.3 * 60 * 1.03 + 10  # the budget, spent
+
+
+def test_ctrl_c_pauses_the_demo_with_a_checkpoint(tmp_path):
+    out = tmp_path / "demo"
+    command = [sys.executable, str(ROOT / "scripts" / "demo.py"), "--skip_parity", "--out", str(out), "--size", "32",
+               "48", "--val_videos", "1", "--val_frames", "3", "--train_frames", "3", "--objects", "1", "--batch",
+               "1", "--iterations", "500", "--warmup", "1", "--curve_points", "1", "--num_workers", "1"]
+    with open(tmp_path / "stdout", "w") as stdout, open(tmp_path / "stderr", "w") as stderr:
+        demo = subprocess.Popen(command, cwd=ROOT, stdout=stdout, stderr=stderr)
+        try:
+            for _ in range(600):  # until training has taken a step
+                if re.search(r"\| [1-9]\d*/500", (tmp_path / "stderr").read_text()):
+                    break
+                time.sleep(0.2)
+            demo.send_signal(signal.SIGINT)  # what Ctrl-C sends (here to the demo alone)
+            assert demo.wait(timeout=300) == 130
+        finally:
+            demo.kill()
+    assert "Training paused (Ctrl-C)" in (tmp_path / "stdout").read_text()
+    checkpoint = torch.load(next((out / "train").glob("*/*_checkpoint.pth")), weights_only=True)
+    assert 1 <= checkpoint["iteration"] < 500

@@ -38,13 +38,19 @@ def test_validation_is_logged_keeps_the_best_network_and_equals_eval_davis(data_
 
 
 def test_a_resumed_run_continues_its_validation_history(data_roots, davis_root, tmp_path):
-    _train(data_roots, tmp_path / "saves", "-i", "2", "--stop_at", "1", "--val_root", davis_root, "--val_every", "1")
+    _train(data_roots, tmp_path / "saves", "-i", "3", "--stop_at", "1", "--val_root", davis_root, "--val_every", "1")
     run = next((tmp_path / "saves").iterdir())
+    checkpoint = run / f"{run.name}_checkpoint.pth"
     assert [row["iteration"] for row in read_history(run / "val" / "history.csv")] == [1]
-    _train(data_roots, tmp_path / "saves", "-i", "2", "--val_root", davis_root, "--val_every", "1",
-           "--resume", run / f"{run.name}_checkpoint.pth")
+    _train(data_roots, tmp_path / "saves", "-i", "3", "--stop_at", "2", "--val_root", davis_root, "--val_every", "3",
+           "--resume", checkpoint)  # a pause between validations adds none: the run stays the one not paused
+    assert [row["iteration"] for row in read_history(run / "val" / "history.csv")] == [1]
+    again = _train(data_roots, tmp_path / "saves", "-i", "3", "--stop_at", "2", "--resume", checkpoint, check=False)
+    assert again.returncode == 2 and "already at iteration 2" in again.stderr
+    _train(data_roots, tmp_path / "saves", "-i", "3", "--val_root", davis_root, "--val_every", "3",
+           "--resume", checkpoint)
     rows = read_history(run / "val" / "history.csv")
-    assert [row["iteration"] for row in rows] == [1, 2]
+    assert [row["iteration"] for row in rows] == [1, 3]
     assert rows[1]["train_minutes"] > rows[0]["train_minutes"]  # training time counts across the resume
 
 
