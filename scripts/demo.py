@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from dataset.synthetic import generate_video, sample_rng
 from inference.reference import DEFAULT_REFERENCE, deterministic_stcn, segment_reference_clip
 from training.validation import read_history
-from util.cli import run_cli
+from util.cli import flag_values, run_cli
 from util.fileio import InputError, atomic_path
 from util.imageio import DAVIS_PALETTE, read_image, read_indexed_png, write_indexed_png
 from util.plots import learning_curve
@@ -244,15 +244,8 @@ def record_recipe(out: Path, recipe: dict, train_minutes_before: float) -> None:
 def _flag_values(recipe: dict) -> dict[str, str]:
     """A recipe as flag -> value, to name the flags that differ."""
     values = {VALIDATION_FLAGS[key]: str(value) for key, value in recipe["validation"].items()}
-    for arguments in (recipe["train"], recipe["evaluation"]):
-        flag = None
-        for token in arguments:
-            if re.match(r"--?[a-z]", token):
-                flag = token
-                values[flag] = ""
-            elif flag is not None:
-                values[flag] = f"{values[flag]} {token}".strip()
-    return values
+    return {**values, **flag_values(recipe["train"]), **flag_values(recipe["evaluation"])}
+
 
 
 class _LineReader:

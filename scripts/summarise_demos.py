@@ -13,52 +13,66 @@ The runs must have been scored on the same validation set and trained with diffe
 """
 import argparse
 import json
-import re
+import shlex
 import statistics
 from pathlib import Path
 from typing import Optional
 
-from util.cli import run_cli
+from util.cli import flag_values, run_cli
 from util.fileio import InputError, atomic_path
 
 SUMMARY = "demo_summary.json"
 
 
+# train.py flags that differ between runs of one recipe: the seed, where things go, and the length, which a
+# budget plans per run (its schedule is the same shape: the learning-rate step at 80%)
+PER_RUN_FLAGS = {"--seed", "--save_dir", "--val_root", "--val_points", "-i", "--steps", "--minutes", "--save_every",
+                 "--resume", "--stop_at"}
+
+
 def load_run(folder: Path) -> dict:
-    """One demo run's numbers from its demo_summary.json, with the seed and the seconds per training
-    iteration (minutes of training steps at the last validation, which is at the final iteration)."""
+    """One demo run's numbers from its demo_summary.json, with the seed, the recipe (train.py's and the
+    evaluation's flags) and the seconds per training iteration (minutes of training steps at the last
+    validation, which is at the final iteration)."""
     path = folder / SUMMARY
     if not path.is_file():
         raise InputError(f"{path}: not found (is {folder} a scripts/demo.py output folder?)")
     try:
         summary = json.loads(path.read_text())
-        seed = re.search(r"--seed (\d+)", summary["train_command"])
+        train_flags = flag_values(shlex.split(summary["train_command"]))
         curve = summary["learning_curve"]
         run = {
             "folder": folder, "jf": summary["jf_trained"], "j": summary["j_f"]["trained"][0],
             "f": summary["j_f"]["trained"][1], "copy_first": summary["jf_copy_first"],
             "untrained": summary["jf_untrained"], "iterations": summary["iterations"],
             "fps": summary["fps"], "validation": summary["validation"], "curve": curve,
+            "seed": int(train_flags["--seed"]),
+            "recipe": {**{k: v for k, v in train_flags.items() if k not in PER_RUN_FLAGS},
+                       **flag_values(shlex.split(summary["eval_flags"]))},
         }
-    except (json.JSONDecodeError, KeyError, IndexError, TypeError) as error:
+        if not curve or curve[-1]["iteration"] != run["iterations"]:
+            raise InputError(f"{path}: the learning curve does not end at the final iteration {run['iterations']}")
+        run["seconds_per_iteration"] = curve[-1]["minutes"] * 60 / run["iterations"]
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as error:
         raise InputError(f"{path}: not a demo summary ({type(error).__name__}: {error})") from None
-    if seed is None:
-        raise InputError(f"{path}: its train_command has no --seed")
-    if not curve or curve[-1]["iteration"] != run["iterations"]:
-        raise InputError(f"{path}: the learning curve does not end at the final iteration {run['iterations']}")
-    run["seed"] = int(seed.group(1))
-    run["seconds_per_iteration"] = curve[-1]["minutes"] * 60 / run["iterations"]
     return run
 
 
 def check_comparable(runs: list[dict]) -> None:
-    """Runs are averaged only if they were scored on the same validation set and trained from different seeds."""
+    """Runs are averaged only if they were trained with one recipe from different seeds and scored on the
+    same validation set with the same evaluation flags."""
     first = runs[0]
     for run in runs[1:]:
         if run["validation"] != first["validation"] or abs(run["copy_first"] - first["copy_first"]) > 1e-9:
             raise InputError(f"{run['folder']}: scored on another validation set than {first['folder']} "
                              f"({run['validation']}, copy-first {run['copy_first']:.4f} against "
                              f"{first['validation']}, {first['copy_first']:.4f})")
+        ours, theirs = run["recipe"], first["recipe"]
+        changed = [f"{flag} {ours.get(flag, '(unset)')} against {theirs.get(flag, '(unset)')}"
+                   for flag in sorted(set(ours) | set(theirs)) if ours.get(flag) != theirs.get(flag)]
+        if changed:
+            raise InputError(f"{run['folder']}: another recipe than {first['folder']} ({', '.join(changed)}): "
+                             "its spread would mix the seeds with the change")
     seen: dict[int, Path] = {}
     for run in runs:
         if run["seed"] in seen:
@@ -73,11 +87,13 @@ def mean_and_spread(values: list[float]) -> tuple[float, Optional[float]]:
 
 
 def _with_spread(values: list[float], style: str = ".3f") -> str:
+    """'mean ± sd' (or the mean alone for one value), both in `style`."""
     mean, spread = mean_and_spread(values)
     return format(mean, style) if spread is None else f"{format(mean, style)} ± {spread:{style.lstrip('+')}}"
 
 
 def _curve_cell(curve: list[dict]) -> str:
+    """The validation J&F along a run, in order."""
     return " / ".join(f"{point['jf']:.3f}" for point in curve)
 
 
@@ -105,7 +121,7 @@ def markdown_table(runs: list[dict]) -> str:
     first = runs[0]
     rows.append("")
     rows.append(f"Copy-first {first['copy_first']:.3f}; untrained {_with_spread([run['untrained'] for run in runs])}; "
-                f"the weakest run is {min(run['jf'] - run['copy_first'] for run in runs):+.3f} above copy-first.")
+                f"the smallest margin over copy-first is {min(run['jf'] - run['copy_first'] for run in runs):+.3f}.")
     return "\n".join(rows) + "\n"
 
 

@@ -1,5 +1,6 @@
 """What every entry script does around its main: bad input ends with one line and exit code 2."""
 import argparse
+import re
 import sys
 from typing import Any, Callable
 
@@ -35,3 +36,16 @@ def at_least(minimum: float) -> Rule:
 
 def positive() -> Rule:
     return (lambda value: value > 0, "must be positive")
+
+
+def flag_values(arguments: list[str]) -> dict[str, str]:
+    """A command line's flags as flag -> its values joined by spaces ("" for a switch); other words are skipped."""
+    values: dict[str, str] = {}
+    flag = None
+    for token in arguments:
+        if re.match(r"--?[a-z]", token):
+            flag = token
+            values[flag] = ""
+        elif flag is not None:
+            values[flag] = f"{values[flag]} {token}".strip()
+    return values

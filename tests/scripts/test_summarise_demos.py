@@ -7,7 +7,7 @@ from eval_helpers import run_script
 VALIDATION = {"videos": 16, "frames": 20, "size": [96, 160], "max_objects": 3}
 
 
-def _demo_folder(root, name, seed, jf, iterations=212, copy_first=0.257, validation=VALIDATION):
+def _demo_folder(root, name, seed, jf, iterations=212, copy_first=0.257, validation=VALIDATION, lr="0.0002"):
     """A folder holding a demo_summary.json with the keys scripts/demo.py writes."""
     folder = root / name
     folder.mkdir()
@@ -17,14 +17,15 @@ def _demo_folder(root, name, seed, jf, iterations=212, copy_first=0.257, validat
                "train_minutes": 20.0, "iterations": iterations,
                "j_f": {"trained": [jf - 0.01, jf + 0.01], "untrained": [0.05, 0.03], "copy_first": [0.28, 0.23]},
                "learning_curve": curve, "weights": "train/x.pth",
-               "train_command": f"python train.py --stage 3 -i {iterations} --seed {seed} --device cpu",
-               "validation": validation}
+               "train_command": f"python train.py --stage 3 -i {iterations} --lr {lr} --save_dir /x/{name}/train "
+                                f"--seed {seed} --device cpu",
+               "eval_flags": "--mem_every 5 --top 20 --device cpu", "validation": validation}
     (folder / "demo_summary.json").write_text(json.dumps(summary))
     return folder
 
 
 def test_three_seeds_give_their_mean_and_sample_spread(tmp_path):
-    scores = {14159265: 0.625, 1: 0.58, 2: 0.66}
+    scores = {14159265: 0.625, -1: 0.58, 2: 0.66}
     folders = [_demo_folder(tmp_path, f"demo_s{seed}", seed, jf) for seed, jf in scores.items()]
     table = tmp_path / "spread.md"
     result = run_script("scripts/summarise_demos.py", *folders, "--markdown", table)
@@ -33,7 +34,8 @@ def test_three_seeds_give_their_mean_and_sample_spread(tmp_path):
     assert f"**{mean:.3f} ± {spread:.3f}**" in summary_row
     assert "| 5.00 |" in result.stdout  # seconds per iteration: minutes of steps at the final iteration
     assert f"{mean / 2:.3f} / {mean:.3f}" in summary_row  # the mean learning curve
-    assert f"{min(scores.values()) - 0.257:+.3f} above copy-first" in result.stdout
+    assert f"smallest margin over copy-first is {min(scores.values()) - 0.257:+.3f}" in result.stdout
+    assert "| demo_s-1 | -1 | 212 |" in result.stdout
     assert table.read_text() == result.stdout
 
 
@@ -45,6 +47,9 @@ def test_runs_that_are_not_a_spread_are_refused(tmp_path):
     other_set = _demo_folder(tmp_path, "c", 2, 0.6, validation=dict(VALIDATION, videos=8))
     result = run_script("scripts/summarise_demos.py", first, other_set, check=False)
     assert result.returncode == 2 and "another validation set" in result.stderr and str(other_set) in result.stderr
+    other_lr = _demo_folder(tmp_path, "d", 3, 0.6, lr="0.0001")
+    result = run_script("scripts/summarise_demos.py", first, other_lr, check=False)
+    assert result.returncode == 2 and "another recipe" in result.stderr and "--lr 0.0001 against 0.0002" in result.stderr
     result = run_script("scripts/summarise_demos.py", first, tmp_path / "missing", check=False)
     assert result.returncode == 2 and "missing/demo_summary.json: not found" in result.stderr
     (tmp_path / "broken").mkdir()
