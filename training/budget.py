@@ -5,10 +5,12 @@ planner stretches it to the iterations that fit the budget. Start-up iterations 
 costs, a briefly busy machine) are not timed; the plan is revised as iterations are timed and frozen at
 `FREEZE_FRACTION` of the planned run (runs of fewer than about 80 iterations reach their first curriculum
 switch before the first plan and are not exactly repeatable). The speed is that of the later half of
-the timed iterations, since the first ones after start-up can still be slower. Everything in the schedule that depends on the total (the
-learning-rate steps, the curriculum after its first 10%) comes later, so the recorded total repeated
-with `-i N --steps ...` gives exactly the same run.
+the timed iterations, since the first ones after start-up can still be slower, without the single
+iterations that paid a one-time cost (`steady_seconds_per_iteration`). Everything in the schedule that
+depends on the total (the learning-rate steps, the curriculum after its first 10%) comes later, so the
+recorded total repeated with `-i N --steps ...` gives exactly the same run.
 """
+import statistics
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -16,6 +18,20 @@ STARTUP_ITERATIONS = 3  # not timed: first-call and start-up costs
 FIRST_PLAN_AFTER = 3  # timed iterations before the first plan; then re-planned each time they double
 FREEZE_FRACTION = 0.08  # the plan is fixed from here on (the curriculum's first switch is at 10%)
 OVERRUN = 0.03  # a run still short of its plan stops at the budget plus this fraction
+SPIKE = 2.0  # an iteration over this many times the median one paid a one-time cost: not counted in the speed
+
+
+def steady_seconds_per_iteration(times: list[tuple[int, float]]) -> float:
+    """Seconds per iteration from (iteration, cumulative seconds) points, without the iterations that took
+    over SPIKE times the median. Early in a run single iterations pay one-time costs (on this 2-core CPU at
+    batch 2: 7-8 s against 2.5 s, six of the first 30 iterations and none later; most likely kernels built
+    for input shapes met for the first time); counting them planned a quarter too few iterations."""
+    durations = [(seconds_b - seconds_a) / (iteration_b - iteration_a)
+                 for (iteration_a, seconds_a), (iteration_b, seconds_b) in zip(times, times[1:])]
+    if not durations:
+        raise ValueError("need at least two timed points")
+    typical = statistics.median(durations)
+    return statistics.fmean(duration for duration in durations if duration <= SPIKE * typical)
 
 
 @dataclass
@@ -49,9 +65,7 @@ class BudgetPlanner:
         if timed < self._next_plan_after and not at_freeze:
             return None
         self._next_plan_after = 2 * timed
-        # the speed of the later half of the timed iterations: the first ones may still be warming up
-        half_iteration, half_seconds = self._times[len(self._times) // 2]
-        self.per_iteration = (train_seconds - half_seconds) / (iteration - half_iteration)
+        self.per_iteration = steady_seconds_per_iteration(self._times[len(self._times) // 2:])
         remaining = max(0.0, self.seconds - train_seconds)
         planned = max(iteration + 1, iteration + int(remaining / max(self.per_iteration, 1e-9)))
         if iteration >= FREEZE_FRACTION * planned:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from eval_helpers import run_script
 
-from training.budget import FREEZE_FRACTION, OVERRUN, BudgetPlanner
+from training.budget import FREEZE_FRACTION, OVERRUN, BudgetPlanner, steady_seconds_per_iteration
 
 
 def _simulate(planner: BudgetPlanner, seconds_of, iterations: int = 10_000) -> tuple[int, float]:
@@ -32,6 +32,19 @@ def test_a_slow_start_does_not_shorten_training():
     assert done == planner.planned == pytest.approx((budget - 60) / 2 + 3, abs=2)
     # what the timed probe of the first iterations would have planned: 30 iterations
     assert done > 5 * budget / 20.0
+
+
+def test_one_time_costs_of_single_early_iterations_do_not_shorten_training():
+    # as measured at batch 2 on this 2-core machine: 2.5 s per iteration, but six of the first 30
+    # iterations took 7.5 s (once each), and none later
+    spikes = {7, 10, 16, 27, 29, 30}
+    budget = 18 * 60.0
+    planner = BudgetPlanner(budget, shape_iterations=1000, shape_steps=(800,))
+    done, spent = _simulate(planner, lambda i: 7.5 if i + 1 in spikes else 2.5)
+    assert planner.frozen and planner.per_iteration == pytest.approx(2.5)
+    assert budget * 0.97 <= spent <= budget * (1 + OVERRUN)  # counting the spikes spent about 80% of it
+    assert steady_seconds_per_iteration([(0, 0.0), (1, 2.0), (2, 4.0), (3, 12.0)]) == pytest.approx(2.0)
+    assert steady_seconds_per_iteration([(0, 0.0), (4, 10.0)]) == pytest.approx(2.5)  # one interval: its mean
 
 
 def test_the_plan_is_final_before_the_curriculum_and_lr_steps_need_it():
