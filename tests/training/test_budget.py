@@ -36,7 +36,7 @@ def test_a_slow_start_does_not_shorten_training():
 
 def test_one_time_costs_of_single_early_iterations_do_not_shorten_training():
     # as measured at batch 2 on this 2-core machine: 2.5 s per iteration, but six of the first 30
-    # iterations took 7.5 s (once each), and none later
+    # iterations took 7.5 s, and none later
     spikes = {7, 10, 16, 27, 29, 30}
     budget = 18 * 60.0
     planner = BudgetPlanner(budget, shape_iterations=1000, shape_steps=(800,))
