@@ -23,9 +23,9 @@ SPIKE = 2.0  # an iteration over this many times the median one paid a one-time 
 
 def steady_seconds_per_iteration(times: list[tuple[int, float]]) -> float:
     """Seconds per iteration from (iteration, cumulative seconds) points, without the iterations that took
-    over SPIKE times the median. Early in a run single iterations take much longer (on this 2-core CPU at
-    batch 2: 7-8 s against 2.5 s, the iteration after each re-plan, none after the plan is final; the data
-    wait is not the cause); counting them planned a quarter too few iterations."""
+    over SPIKE times the median: one-off costs, such as the step after the loader's worker is forked again
+    (on this 2-core CPU at batch 2, 7-8 s against 2.5 s). When the loader was rebuilt at every re-plan,
+    counting them planned a quarter too few iterations."""
     durations = [(seconds_b - seconds_a) / (iteration_b - iteration_a)
                  for (iteration_a, seconds_a), (iteration_b, seconds_b) in zip(times, times[1:])]
     if not durations:
