@@ -62,11 +62,12 @@ def test_demo_pipeline_fills_its_folder_stopped_and_resumed(tmp_path):
 def test_demo_without_iterations_trains_for_its_budget(tmp_path):
     out = tmp_path / "demo"
     run_script("scripts/demo.py", "--skip_parity", "--out", out, "--size", "32", "48", "--val_videos", "2",
-               "--val_frames", "5", "--train_frames", "5", "--objects", "2", "--batch", "1", "--warmup", "1",
+               "--val_frames", "5", "--train_frames", "5", "--objects", "2", "--warmup", "1",
                "--minutes", "0.3", "--curve_points", "2")
     summary = json.loads((out / "demo_summary.json").read_text())
     assert "--minutes 0.3" in summary["train_command"] and " -i 1000 " in summary["train_command"]
     assert " --lr 0.0002 " in summary["train_command"]  # the demo's rate, twice the paper's
+    assert " -b 2 " in summary["train_command"]  # and its batch (the paper: 8 in main training)
     assert summary["iterations"] >= 1 and summary["learning_curve"][-1]["iteration"] == summary["iterations"]
     run = next((out / "train").iterdir())
     checkpoint = torch.load(run / f"{run.name}_checkpoint.pth", weights_only=True)
