@@ -39,11 +39,20 @@ class FrameGapCurriculum:
         self.max_jump = max_jump
 
 
+def _video_sets(dataset: Dataset) -> list[Dataset]:
+    return dataset.datasets if isinstance(dataset, ConcatDataset) else [dataset]
+
+
 def set_curriculum(dataset: Dataset, iteration: int, total_iterations: int, bl30k: bool = False) -> None:
     """Give every video set in `dataset` (one, or a ConcatDataset of them) its max_jump for `iteration`.
 
     Call it before each epoch's DataLoader iterator is created (workers copy the dataset at that moment).
     """
-    parts = dataset.datasets if isinstance(dataset, ConcatDataset) else [dataset]
-    for part in parts:
+    for part in _video_sets(dataset):
         part.set_max_jump(max_jump(iteration, total_iterations, bl30k, part.stride))
+
+
+def set_fixed_max_jump(dataset: Dataset, jump: int) -> None:
+    """Instead of the curriculum: the largest gap `jump` (video frames) throughout, for every video set."""
+    for part in _video_sets(dataset):
+        part.set_max_jump(max(1, jump // part.stride))

@@ -6,6 +6,7 @@ trained at, so that augmentations and the curriculum do not depend on the number
 and a run resumed at iteration k sees exactly the samples an uninterrupted run would have seen.
 """
 import random
+from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
 import numpy as np
@@ -14,6 +15,22 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 SampleKey = tuple[int, int, int]  # dataset index, sample seed, training iteration
 FRAMES = 3  # frames per training sample: one memory frame, then two frames segmented in turn (seed F.1)
+MAX_TARGETS = 2  # target objects per training sample (seed F.1)
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """What one video training sample holds: `frames` frames (the first one's mask given, the others
+    segmented in turn) and up to `max_targets` (1 or 2) objects. The defaults are the paper's; other
+    values are recipe levers (train.py --sample_frames / --max_targets)."""
+
+    frames: int = FRAMES
+    max_targets: int = MAX_TARGETS
+
+    def __post_init__(self) -> None:
+        if self.frames < 2 or self.max_targets not in (1, 2):
+            raise ValueError(f"a training clip needs at least 2 frames and 1 or 2 targets, got {self.frames} "
+                             f"frames and {self.max_targets} targets")
 
 
 class TrainingSampler(Sampler[SampleKey]):

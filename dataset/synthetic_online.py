@@ -6,8 +6,9 @@ own seed (torch's global generator, which `dataset.sampling.SeededSamples` seeds
 reproducible, independent of the number of loader workers, and resumes exactly.
 
 `SyntheticVideoDataset` gives what `VOSDataset` gives (three temporally ordered frames, up to two target
-objects; it follows the curriculum through `set_max_jump`); `SyntheticStaticDataset` gives what
-`StaticDataset` gives (three frames warped from one image, one object), with the same augmentations.
+objects, or what a `ClipSpec` asks for; it follows the curriculum through `set_max_jump`);
+`SyntheticStaticDataset` gives what `StaticDataset` gives (three frames warped from one image, one
+object), with the same augmentations.
 """
 from typing import Optional
 
@@ -18,7 +19,7 @@ from torch.utils.data import Dataset
 
 from dataset import curriculum
 from dataset.augment import Compose, RandomCrop, RandomHorizontalFlip, to_sample
-from dataset.sampling import FRAMES
+from dataset.sampling import FRAMES, ClipSpec
 from dataset.static_dataset import ImageToClip
 from dataset.synthetic import generate_image, generate_video, sample_rng
 from dataset.vos_dataset import MAX_TRIALS, pick_frames, pick_objects
@@ -36,7 +37,8 @@ def _sample_rng(pool: int = 0) -> np.random.Generator:
 
 
 class SyntheticVideoDataset(curriculum.FrameGapCurriculum, Dataset):
-    """Three frames of a freshly generated `num_frames`-frame video of `size` (H, W) and up to two targets.
+    """Three frames of a freshly generated `num_frames`-frame video of `size` (H, W) and up to two targets
+    (`clip`: other counts).
 
     Frames are picked as `VOSDataset` picks them (consecutive gaps up to `max_jump`, reversed half the time);
     the frames are flipped left-right with probability 0.5 and, with a `crop_size` that fits, cropped to a
@@ -48,9 +50,9 @@ class SyntheticVideoDataset(curriculum.FrameGapCurriculum, Dataset):
 
     def __init__(self, size: tuple[int, int] = (96, 160), num_frames: int = 20, max_objects: int = 3,
                  crop_size: Optional[int] = None, length: int = DEFAULT_LENGTH, max_jump: Optional[int] = None,
-                 pool: int = 0) -> None:
-        if num_frames < FRAMES:
-            raise ValueError(f"videos need at least {FRAMES} frames, got {num_frames}")
+                 pool: int = 0, clip: ClipSpec = ClipSpec()) -> None:
+        if num_frames < clip.frames:
+            raise ValueError(f"videos need at least {clip.frames} frames, got {num_frames}")
         if crop_size is not None and min(size) < crop_size < max(size):
             raise ValueError(f"crop {crop_size} does not fit in frames of {size[0]}x{size[1]} (give at most "
                              f"{min(size)} for square crops, or at least {max(size)} for whole frames)")
@@ -59,6 +61,7 @@ class SyntheticVideoDataset(curriculum.FrameGapCurriculum, Dataset):
         self.max_objects = max_objects
         self.length = length
         self.pool = pool
+        self.clip = clip
         steps = [RandomHorizontalFlip()]
         if crop_size is not None and crop_size <= min(size):
             steps.append(RandomCrop(crop_size))
@@ -71,11 +74,11 @@ class SyntheticVideoDataset(curriculum.FrameGapCurriculum, Dataset):
     def __getitem__(self, index: int) -> dict:
         video = generate_video(_sample_rng(self.pool), self.num_frames, self.size, self.max_objects)
         for _ in range(MAX_TRIALS):
-            chosen = pick_frames(self.num_frames, self.max_jump)
+            chosen = pick_frames(self.num_frames, self.max_jump, self.clip.frames)
             images = [Image.fromarray(video.frames[t]) for t in chosen]
             masks = [Image.fromarray(video.labels[t]) for t in chosen]
             images, masks = self.transform(images, masks)
-            targets = pick_objects(np.asarray(masks[0]))
+            targets = pick_objects(np.asarray(masks[0]), max_targets=self.clip.max_targets)
             if targets:
                 break
         return to_sample(images, masks, targets, name=f"synthetic-{index}", frames=[f"{t:05d}" for t in chosen])

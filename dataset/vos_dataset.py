@@ -1,10 +1,12 @@
-"""Video training sets (supplementary F.3.2, F.3.3): three temporally ordered frames and up to two objects.
+"""Video training sets (supplementary F.3.2, F.3.3): three temporally ordered frames and up to two objects
+(other counts with a `ClipSpec`).
 
 DAVIS 2017 train (480p) and YouTubeVOS train (resized to 480p by scripts/resize_youtube.py, every 5th
 frame stored) for main training, BL30K for stage 1. Randomness: torch's global generator only (see
 `dataset.augment`).
 """
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -24,11 +26,10 @@ from dataset.augment import (
     RandomResizedCrop,
     to_sample,
 )
-from dataset.sampling import FRAMES
+from dataset.sampling import FRAMES, MAX_TARGETS, ClipSpec
 from util.fileio import InputError
 from util.imageio import entries, read_image, read_list, read_mask
 
-MAX_OBJECTS = 2
 MAX_TRIALS = 5  # frame draws per sample before giving up on finding an object in the first frame
 DAVIS_REPEATS = 5  # DAVIS is listed 5 times per YouTubeVOS listing (F.3.2)
 CROP_SCALE = (0.36, 1.0)
@@ -88,8 +89,9 @@ def _frame_stems(folders: VideoFolders, video: str) -> list[str]:
     return [path.stem for path in entries(image_dir, "*.jpg") if path.stem in masks]
 
 
-def list_videos(folders: VideoFolders) -> dict[str, list[str]]:
-    """{video: frame stems} of the videos with at least three annotated frames (shorter ones are skipped)."""
+def list_videos(folders: VideoFolders, min_frames: int = FRAMES) -> dict[str, list[str]]:
+    """{video: frame stems} of the videos with at least `min_frames` annotated frames (shorter ones are
+    skipped)."""
     if folders.video_list is not None:
         names = read_list(folders.video_list)
         if folders.subset:
@@ -107,37 +109,41 @@ def list_videos(folders: VideoFolders) -> dict[str, list[str]]:
     else:
         raise InputError(f"{folders.images}: video frame folder not found")
     videos = {name: _frame_stems(folders, name) for name in names}
-    videos = {name: stems for name, stems in videos.items() if len(stems) >= FRAMES}
+    videos = {name: stems for name, stems in videos.items() if len(stems) >= min_frames}
     if not videos:
-        raise InputError(f"{folders.images}: no video with at least {FRAMES} annotated frames")
+        raise InputError(f"{folders.images}: no video with at least {min_frames} annotated frames")
     return videos
 
 
-def pick_frames(num_frames: int, max_jump: int) -> list[int]:
-    """Three increasing frame indices whose consecutive gaps are in [1, max_jump]; reversed half the time.
+def pick_frames(num_frames: int, max_jump: int, count: int = FRAMES) -> list[int]:
+    """`count` increasing frame indices whose consecutive gaps are in [1, max_jump]; reversed half the time.
 
-    Both gaps are uniform over what fits in the video and the start is uniform over what is left, so that
-    neither gap sizes nor positions lean towards the ends of the video.
+    Each gap is uniform over what fits in the video with room left for the gaps after it, and the start is
+    uniform over what is left, so that neither gap sizes nor positions lean towards the ends of the video.
     """
-    if num_frames < FRAMES or max_jump < 1:
-        raise ValueError(f"cannot pick {FRAMES} frames out of {num_frames} with max_jump {max_jump}")
-    first_gap = int(torch.randint(1, min(max_jump, num_frames - 2) + 1, ()))
-    second_gap = int(torch.randint(1, min(max_jump, num_frames - 1 - first_gap) + 1, ()))
-    start = int(torch.randint(0, num_frames - first_gap - second_gap, ()))
-    indices = [start, start + first_gap, start + first_gap + second_gap]
+    if count < 2 or num_frames < count or max_jump < 1:
+        raise ValueError(f"cannot pick {count} frames out of {num_frames} with max_jump {max_jump}")
+    gaps: list[int] = []
+    for later_gaps in range(count - 2, -1, -1):
+        room = num_frames - 1 - sum(gaps) - later_gaps
+        gaps.append(int(torch.randint(1, min(max_jump, room) + 1, ())))
+    start = int(torch.randint(0, num_frames - sum(gaps), ()))
+    indices = list(accumulate(gaps, initial=start))
     return indices[::-1] if torch.rand(1).item() < 0.5 else indices
 
 
-def pick_objects(first_mask: np.ndarray, min_pixels: int = 0) -> list[int]:
-    """Up to two distinct random labels among the objects of the first frame with at least `min_pixels`."""
+def pick_objects(first_mask: np.ndarray, min_pixels: int = 0, max_targets: int = MAX_TARGETS) -> list[int]:
+    """Up to `max_targets` distinct random labels among the objects of the first frame with at least
+    `min_pixels`."""
     labels, counts = np.unique(first_mask, return_counts=True)
     candidates = [int(label) for label, count in zip(labels, counts) if label != 0 and count >= min_pixels]
-    order = torch.randperm(len(candidates))[:MAX_OBJECTS]
+    order = torch.randperm(len(candidates))[:max_targets]
     return [candidates[i] for i in order.tolist()]
 
 
 class VOSDataset(curriculum.FrameGapCurriculum, Dataset):
-    """Samples of three frames of one video, augmented together then per frame, and up to two target objects.
+    """Samples of three frames of one video, augmented together then per frame, and up to two target objects
+    (`clip`: other counts).
 
     Shared: horizontal flip, random resized crop to `crop_size` (area `crop_scale`, aspect (0.75, 1.25)),
     colour jitter (0.1, 0.03, 0.03), grayscale p=0.05. Per frame: random affine (rotation +-15, shear +-10),
@@ -148,11 +154,12 @@ class VOSDataset(curriculum.FrameGapCurriculum, Dataset):
     """
 
     def __init__(self, folders: VideoFolders, crop_size: int = 384, crop_scale: tuple[float, float] = CROP_SCALE,
-                 min_object_pixels: int = 0, max_jump: Optional[int] = None) -> None:
+                 min_object_pixels: int = 0, max_jump: Optional[int] = None, clip: ClipSpec = ClipSpec()) -> None:
         self.folders = folders
         self.stride = folders.stride
         self.min_object_pixels = min_object_pixels
-        self.frames = list_videos(folders)
+        self.clip = clip
+        self.frames = list_videos(folders, clip.frames)
         self.videos = list(self.frames)
         self.set_max_jump(max_jump if max_jump is not None else curriculum.max_jump(0, 1, stride=self.stride))
         self.shared = Compose([
@@ -187,29 +194,29 @@ class VOSDataset(curriculum.FrameGapCurriculum, Dataset):
         video = self.videos[index]
         stems = self.frames[video]
         for _ in range(MAX_TRIALS):
-            chosen = [stems[i] for i in pick_frames(len(stems), self.max_jump)]
+            chosen = [stems[i] for i in pick_frames(len(stems), self.max_jump, self.clip.frames)]
             images, masks = self.per_frame(*self.shared(*self._load(video, chosen)))
-            targets = pick_objects(np.asarray(masks[0]), self.min_object_pixels)
+            targets = pick_objects(np.asarray(masks[0]), self.min_object_pixels, self.clip.max_targets)
             if targets:
                 break
         return to_sample(images, masks, targets, name=video, frames=[f"{stem}.jpg" for stem in chosen])
 
 
-def davis_train(davis_root: Union[str, Path], crop_size: int = 384) -> VOSDataset:
+def davis_train(davis_root: Union[str, Path], crop_size: int = 384, clip: ClipSpec = ClipSpec()) -> VOSDataset:
     """DAVIS 2017 train, 480p."""
-    return VOSDataset(davis_folders(davis_root), crop_size)
+    return VOSDataset(davis_folders(davis_root), crop_size, clip=clip)
 
 
 def youtube_train(yv_root: Union[str, Path], crop_size: int = 384,
-                  video_list: Optional[Union[str, Path]] = None) -> VOSDataset:
+                  video_list: Optional[Union[str, Path]] = None, clip: ClipSpec = ClipSpec()) -> VOSDataset:
     """YouTubeVOS train at 480p (frame distances in stored frames, i.e. 5 video frames each)."""
-    return VOSDataset(youtube_folders(yv_root, video_list), crop_size)
+    return VOSDataset(youtube_folders(yv_root, video_list), crop_size, clip=clip)
 
 
-def bl30k_train(bl_root: Union[str, Path], crop_size: int = 384) -> VOSDataset:
+def bl30k_train(bl_root: Union[str, Path], crop_size: int = 384, clip: ClipSpec = ClipSpec()) -> VOSDataset:
     """BL30K (F.3.3): crop scale (0.25, 1.0) and objects under 100 pixels in the first frame never targets."""
     return VOSDataset(bl30k_folders(bl_root), crop_size, crop_scale=BL30K_CROP_SCALE,
-                      min_object_pixels=BL30K_MIN_OBJECT_PIXELS)
+                      min_object_pixels=BL30K_MIN_OBJECT_PIXELS, clip=clip)
 
 
 def repeat_concat(parts: Sequence[tuple[Dataset, int]]) -> ConcatDataset:
@@ -218,7 +225,7 @@ def repeat_concat(parts: Sequence[tuple[Dataset, int]]) -> ConcatDataset:
 
 
 def main_training_set(davis_root: Union[str, Path], yv_root: Union[str, Path], crop_size: int = 384,
-                      youtube_list: Optional[Union[str, Path]] = None) -> ConcatDataset:
+                      youtube_list: Optional[Union[str, Path]] = None, clip: ClipSpec = ClipSpec()) -> ConcatDataset:
     """DAVIS x5 + YouTubeVOS (optionally only the videos `youtube_list` names): stages 2 and 3."""
-    return repeat_concat([(davis_train(davis_root, crop_size), DAVIS_REPEATS),
-                          (youtube_train(yv_root, crop_size, youtube_list), 1)])
+    return repeat_concat([(davis_train(davis_root, crop_size, clip), DAVIS_REPEATS),
+                          (youtube_train(yv_root, crop_size, youtube_list, clip), 1)])

@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from dataset.sampling import FRAMES, MAX_TARGETS
 from dataset.synthetic import generate_video, sample_rng
 from inference.reference import DEFAULT_REFERENCE, deterministic_stcn, segment_reference_clip
 from training.validation import read_history
@@ -109,7 +110,7 @@ def train_arguments(args: argparse.Namespace, stage: int, iterations: int, save_
     """train.py's command line for one stage of the demo recipe: `iterations` (the schedule's shape when
     a budget of `minutes` is given; train.py plans the total), validated on `val_root` `val_points` times
     evenly and at the end, if given."""
-    height, width = args.size
+    height, width = args.train_size or args.size
     command = [
         "--stage", str(stage), "--id", run_id or f"demo_s{stage}", "--synthetic", str(height), str(width), str(args.train_frames),
         "--no_pretrained", "-i", str(iterations), "--steps", str(max(1, round(0.8 * iterations))),
@@ -121,6 +122,10 @@ def train_arguments(args: argparse.Namespace, stage: int, iterations: int, save_
     ]
     if args.pool:
         command += ["--synthetic_pool", str(args.pool)]
+    for flag, value, paper in (("--sample_frames", args.sample_frames, FRAMES),
+                               ("--max_targets", args.max_targets, MAX_TARGETS), ("--max_jump", args.max_jump, 0)):
+        if value != paper:
+            command += [flag, str(value)]
     if args.cpu_amp:
         command.append("--cpu_amp")
     if load is not None:
@@ -399,6 +404,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.minutes <= 0:
         parser.error("the training budget (--minutes / DEMO_MINUTES) must be positive")
+    if not 2 <= args.sample_frames <= args.train_frames or args.max_jump < 0:
+        parser.error(f"--sample_frames {args.sample_frames} must be between 2 and --train_frames "
+                     f"({args.train_frames}), and --max_jump {args.max_jump} at least 0")
     if args.stop_at is not None and (args.stop_at < 1 or not args.iterations):
         parser.error("--stop_at needs --iterations N (a budget plans its length as it goes) and must be at least 1")
     return args
@@ -412,6 +420,8 @@ def add_recipe_args(parser: argparse.ArgumentParser, iterations_flag: bool = Tru
     data.add_argument("--val_videos", type=int, default=16)
     data.add_argument("--val_frames", type=int, default=20)
     data.add_argument("--train_frames", type=int, default=20, help="length of the generated training videos")
+    data.add_argument("--train_size", type=int, nargs=2, metavar=("H", "W"),
+                      help="size of the generated training frames (default: --size, the validation frames')")
     data.add_argument("--objects", type=int, default=3, help="most objects per validation video")
     recipe = parser.add_argument_group("training recipe (train.py flags)")
     if iterations_flag:
@@ -431,6 +441,13 @@ def add_recipe_args(parser: argparse.ArgumentParser, iterations_flag: bool = Tru
                         help="the bootstrapped cross-entropy reaches its top 15%% of pixels here (default: at once)")
     recipe.add_argument("--pool", type=int, default=0,
                         help="train on a fixed set of this many synthetic videos (default 0: a new one per sample)")
+    recipe.add_argument("--sample_frames", type=int, default=FRAMES,
+                        help="frames per training sample (default: the paper's %(default)s)")
+    recipe.add_argument("--max_targets", type=int, choices=(1, 2), default=MAX_TARGETS,
+                        help="target objects per training sample, at most (default: the paper's %(default)s)")
+    recipe.add_argument("--max_jump", type=int, default=0,
+                        help="a fixed largest distance between sampled frames instead of the curriculum (default 0: "
+                             "the curriculum)")
     recipe.add_argument("--cpu_amp", action="store_true", help="bf16 autocast")
     recipe.add_argument("--num_workers", type=int, default=1)
 
@@ -455,7 +472,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"    validation: {args.val_videos} videos x {args.val_frames} frames at {height}x{width}, "
               f"1-{args.objects} objects ({data}, DAVIS layout)")
     drawn = f"one of {args.pool} fixed" if args.pool else "a fresh"
-    print(f"    training: {drawn} {args.train_frames}-frame {height}x{width} video for every sample "
+    train_height, train_width = args.train_size or args.size
+    print(f"    training: {drawn} {args.train_frames}-frame {train_height}x{train_width} video for every sample "
           f"(train.py --synthetic)", flush=True)
 
     points = min(MAX_CURVE_POINTS, max(1, args.curve_points))

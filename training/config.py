@@ -4,6 +4,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
+from dataset.sampling import FRAMES, MAX_TARGETS, ClipSpec
 from model.backbones import BACKBONES
 from model.checkpoint import ARCHS, read_checkpoint, resolve_spec
 from model.memory import SIMILARITIES
@@ -41,7 +42,8 @@ FLAG_RULES = {
     "crop_size": at_least(16), "num_workers": at_least(0), "save_every": at_least(1), "log_every": at_least(1),
     "log_image_every": at_least(1), "max_nonfinite": at_least(1), "stop_at": at_least(1),
     "steps": (lambda steps: all(step >= 0 for step in steps), "iterations must be at least 0"),
-    "synthetic": (lambda hwf: min(hwf[:2]) >= 16 and hwf[2] >= 3, "needs H and W of at least 16 and 3 frames"),
+    "synthetic": (lambda hwf: min(hwf[:2]) >= 16 and hwf[2] >= 2, "needs H and W of at least 16 and 2 frames"),
+    "sample_frames": at_least(2), "max_jump": at_least(0),
 }
 
 
@@ -121,6 +123,15 @@ def training_parser() -> argparse.ArgumentParser:
     parser.add_argument("--synthetic_pool", type=int, default=0, metavar="N",
                         help="with --synthetic: draw the samples from a fixed set of N videos (images) instead of "
                              "a new one each time (default 0: always new)")
+    lever = parser.add_argument_group("what a video sample holds (recipe levers; the defaults are the paper's)")
+    lever.add_argument("--sample_frames", type=int, default=FRAMES,
+                       help="frames per sample: the first one's mask is given, the others are segmented in turn "
+                            "from the memory of those before")
+    lever.add_argument("--max_targets", type=int, choices=(1, 2), default=MAX_TARGETS,
+                       help="target objects per sample, at most")
+    lever.add_argument("--max_jump", type=int, default=0,
+                       help="a fixed largest distance between sampled frames (video frames) instead of the "
+                            "curriculum of supplementary F.4 (0, the default)")
     return parser
 
 
@@ -169,6 +180,9 @@ class TrainConfig:
     max_nonfinite: int
     synthetic: Optional[tuple[int, int, int]] = None  # (H, W, frames) of fresh synthetic samples
     synthetic_pool: int = 0  # > 0: a fixed set of that many synthetic videos instead of fresh ones
+    sample_frames: int = FRAMES  # frames per video sample (recipe lever)
+    max_targets: int = MAX_TARGETS  # target objects per video sample, at most (recipe lever)
+    max_jump: int = 0  # > 0: this fixed largest frame distance instead of the curriculum (recipe lever)
     val_root: Optional[Path] = None  # held-out DAVIS-layout set validated during training
     val_every: int = 0
     val_points: int = 0
@@ -204,6 +218,14 @@ class TrainConfig:
                              f"--val_every")
         if minutes is not None and minutes <= 0:
             raise InputError(f"--minutes must be positive, got {minutes}")
+        clip = ClipSpec(getattr(args, "sample_frames", FRAMES), getattr(args, "max_targets", MAX_TARGETS))
+        max_jump = getattr(args, "max_jump", 0)
+        if stage.data == "static" and (clip.frames != FRAMES or max_jump):
+            raise InputError(f"stage {args.stage} warps one image into {FRAMES} frames: --sample_frames and "
+                             f"--max_jump are for the video stages (1-3)")
+        if synthetic is not None and stage.data != "static" and synthetic[2] < clip.frames:
+            raise InputError(f"--synthetic videos of {synthetic[2]} frames cannot give --sample_frames "
+                             f"{clip.frames}")
         arch = getattr(args, "arch", None) or "stcn"
         if getattr(args, "no_cbam", False) and arch != "stcn":
             raise InputError("--no_cbam is an STCN ablation (STM has no fusion block)")
@@ -226,10 +248,16 @@ class TrainConfig:
             save_every=args.save_every, log_every=log_every, log_image_every=log_image_every, seed=args.seed,
             device=args.device, amp=not args.no_amp, cpu_amp=args.cpu_amp, pretrained=not args.no_pretrained,
             benchmark=args.benchmark, max_nonfinite=args.max_nonfinite,
-            synthetic=synthetic, synthetic_pool=pool, val_root=val_root, val_every=val_every,
+            synthetic=synthetic, synthetic_pool=pool, sample_frames=clip.frames, max_targets=clip.max_targets,
+            max_jump=max_jump, val_root=val_root, val_every=val_every,
             val_points=val_points, minutes=minutes,
             literal_forward=getattr(args, "literal_forward", False), channels_last=getattr(args, "channels_last", False),
         )
+
+    @property
+    def clip(self) -> ClipSpec:
+        """What one video sample holds."""
+        return ClipSpec(self.sample_frames, self.max_targets)
 
     def to_json(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}

@@ -2,7 +2,7 @@
 from torch.utils.data import DataLoader, Dataset
 
 from dataset.checks import check_roots
-from dataset.curriculum import set_curriculum
+from dataset.curriculum import set_curriculum, set_fixed_max_jump
 from dataset.sampling import SeededSamples, TrainingSampler
 from dataset.static_dataset import StaticDataset
 from dataset.synthetic_online import SyntheticStaticDataset, SyntheticVideoDataset
@@ -17,24 +17,27 @@ def build_dataset(config: TrainConfig) -> Dataset:
         height, width, frames = config.synthetic
         if config.data == "static":
             return SyntheticStaticDataset((height, width), config.crop_size, pool=config.synthetic_pool)
-        return SyntheticVideoDataset((height, width), frames, crop_size=config.crop_size, pool=config.synthetic_pool)
+        return SyntheticVideoDataset((height, width), frames, crop_size=config.crop_size, pool=config.synthetic_pool,
+                                     clip=config.clip)
     check_roots(config.data, f"stage {config.stage} ({STAGES[config.stage].name})", config.static_root,
                 config.bl_root, config.yv_root, config.davis_root, config.yv_subset)
     if config.data == "static":
         return StaticDataset(config.static_root, config.crop_size)
     if config.data == "bl30k":
-        return bl30k_train(config.bl_root, config.crop_size)
-    return main_training_set(config.davis_root, config.yv_root, config.crop_size, config.yv_subset)
+        return bl30k_train(config.bl_root, config.crop_size, config.clip)
+    return main_training_set(config.davis_root, config.yv_root, config.crop_size, config.yv_subset, config.clip)
 
 
 def training_loader(dataset: Dataset, config: TrainConfig, start_iteration: int, rank: int, world_size: int,
                     pin_memory: bool) -> DataLoader:
     """Batches of this rank's share, from `start_iteration` on, forever: the samples are a function of
     the seed, the rank and the iteration only (so a resumed run sees what it would have seen), and the
-    frame-gap curriculum follows the iteration (video stages)."""
+    frame-gap curriculum follows the iteration (video stages; --max_jump fixes the gap instead)."""
     per_rank = config.batch_size // world_size
     bl30k = config.data == "bl30k"
-    curriculum = None if config.data == "static" else (
+    if config.max_jump:
+        set_fixed_max_jump(dataset, config.max_jump)
+    curriculum = None if config.data == "static" or config.max_jump else (
         lambda data, iteration: set_curriculum(data, iteration, config.iterations, bl30k))
     return DataLoader(
         SeededSamples(dataset, curriculum), batch_size=per_rank, drop_last=True,

@@ -1,7 +1,8 @@
 """Training sets that generate a fresh synthetic sample for every index."""
+import pytest
 import torch
 
-from dataset.sampling import SeededSamples
+from dataset.sampling import ClipSpec, SeededSamples
 from dataset.synthetic_online import SyntheticStaticDataset, SyntheticVideoDataset
 
 
@@ -22,6 +23,18 @@ def test_video_samples_are_fresh_seeded_and_follow_the_curriculum():
     dataset.set_max_jump(1)
     frames = [int(f) for f in samples[(0, 9, 0)]["info"]["frames"]]
     assert all(abs(b - a) == 1 for a, b in zip(frames, frames[1:]))
+
+
+def test_a_clip_spec_sets_the_frames_and_targets_of_a_sample():
+    dataset = SyntheticVideoDataset((64, 96), num_frames=12, crop_size=64, clip=ClipSpec(frames=5, max_targets=1))
+    for seed in range(4):
+        sample = SeededSamples(dataset)[(0, seed, 0)]
+        assert sample["rgb"].shape == (5, 3, 64, 64) and len(sample["info"]["frames"]) == 5
+        assert sample["selector"].tolist() == [1.0, 0.0] and sample["sec_gt"].sum() == 0
+    with pytest.raises(ValueError, match="at least 13 frames"):
+        SyntheticVideoDataset((64, 96), num_frames=12, clip=ClipSpec(frames=13))
+    with pytest.raises(ValueError, match="1 or 2 targets"):
+        ClipSpec(max_targets=3)
 
 
 def test_static_samples_are_three_warped_frames_of_one_object():

@@ -79,6 +79,32 @@ def test_pick_frames_is_ordered_within_max_jump_and_reversed_half_the_time():
         pick_frames(2, 5)
 
 
+def test_pick_frames_takes_any_count_and_draws_the_papers_three_as_before():
+    torch.manual_seed(1)
+    for count in (2, 4, 6):
+        for _ in range(100):
+            indices = pick_frames(num_frames=12, max_jump=3, count=count)
+            forward = indices if indices[0] < indices[-1] else indices[::-1]
+            assert len(indices) == count and forward[0] >= 0 and forward[-1] < 12
+            assert ((1 <= np.diff(forward)) & (np.diff(forward) <= 3)).all()
+    assert sorted(pick_frames(5, 10, count=5)) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="cannot pick 5 frames out of 4"):
+        pick_frames(4, 10, count=5)
+
+    def three_as_before(num_frames: int, max_jump: int) -> list[int]:  # the draw before the count existed
+        first = int(torch.randint(1, min(max_jump, num_frames - 2) + 1, ()))
+        second = int(torch.randint(1, min(max_jump, num_frames - 1 - first) + 1, ()))
+        start = int(torch.randint(0, num_frames - first - second, ()))
+        indices = [start, start + first, start + first + second]
+        return indices[::-1] if torch.rand(1).item() < 0.5 else indices
+
+    for seed in range(50):  # so that runs from before the lever repeat exactly
+        torch.manual_seed(seed)
+        drawn = pick_frames(20, 7)
+        torch.manual_seed(seed)
+        assert drawn == three_as_before(20, 7)
+
+
 def test_pick_objects_takes_two_distinct_objects_of_the_first_frame():
     torch.manual_seed(0)
     labels = np.zeros((20, 20), np.uint8)
@@ -92,6 +118,7 @@ def test_pick_objects_takes_two_distinct_objects_of_the_first_frame():
     assert set(pick_objects(labels, min_pixels=100)) == {2, 5}
     assert pick_objects(labels, min_pixels=101) == []
     assert pick_objects(np.where(labels == 2, 2, 0)) == [2]
+    assert all(len(pick_objects(labels, max_targets=1)) == 1 for _ in range(10))
 
 
 # ---------------------------------------------------------------- datasets

@@ -93,3 +93,26 @@ def test_ctrl_c_pauses_the_demo_with_a_checkpoint(tmp_path):
     assert "Training paused (Ctrl-C)" in (tmp_path / "stdout").read_text()
     checkpoint = torch.load(next((out / "train").glob("*/*_checkpoint.pth")), weights_only=True)
     assert 1 <= checkpoint["iteration"] < 500
+
+
+def test_recipe_levers_reach_train_py_and_only_when_changed(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo", ROOT / "scripts" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+
+    def command(*flags: str) -> str:
+        args = demo.parse_args(["--out", str(tmp_path), *flags])
+        return " ".join(demo.train_arguments(args, 3, 100, tmp_path, 100)) + " "
+
+    paper = command()
+    assert "--synthetic 96 160 20 " in paper
+    assert not any(flag in paper for flag in ("--sample_frames", "--max_targets", "--max_jump"))  # as before them
+    levers = command("--train_size", "64", "112", "--sample_frames", "4", "--max_targets", "1", "--max_jump", "3")
+    assert "--synthetic 64 112 20 " in levers  # training frames only: the validation set keeps --size
+    assert "--sample_frames 4 " in levers and "--max_targets 1 " in levers and "--max_jump 3 " in levers
+    refused = run_script("scripts/demo.py", "--out", tmp_path / "x", "--train_frames", "5", "--sample_frames", "6",
+                         check=False)
+    assert refused.returncode == 2 and "--sample_frames 6 must be between 2 and --train_frames (5)" in refused.stderr
+    assert not (tmp_path / "x").exists()

@@ -225,6 +225,29 @@ def test_yv_subset_flag_reaches_the_training_set(data_roots, tmp_path):
     assert len(whole) - len(filtered) == len(videos) - 1
 
 
+def test_sample_levers_reach_the_samples_and_the_step():
+    from training.data import build_dataset, training_loader
+
+    config = TrainConfig.from_args(training_parser().parse_args(
+        ["--stage", "3", "--synthetic", "48", "64", "10", "--no_pretrained", "-b", "2", "--num_workers", "0",
+         "--sample_frames", "4", "--max_targets", "1", "--max_jump", "2"]))
+    assert (config.sample_frames, config.max_targets, config.max_jump) == (4, 1, 2)
+    batch = next(iter(training_loader(build_dataset(config), config, 0, 0, 1, pin_memory=False)))
+    assert batch["rgb"].shape[:2] == (2, 4) and (batch["selector"][:, 1] == 0).all()
+    frames = [[int(name) for name in per_frame] for per_frame in batch["info"]["frames"]]  # T lists of B
+    assert all(1 <= abs(b - a) <= 2 for a_t, b_t in zip(frames, frames[1:]) for a, b in zip(a_t, b_t))
+    trainer = _trainer(sample_frames=4, max_targets=1)
+    trainer.train_mode()
+    out, losses = trainer.step(batch)
+    assert set(out) >= {"logits_1", "logits_2", "logits_3"} and torch.isfinite(losses["total_loss"])
+    for refused, message in [(["--stage", "0", "--sample_frames", "4"], "for the video stages"),
+                             (["--stage", "3", "--synthetic", "48", "64", "3", "--sample_frames", "4"],
+                              "videos of 3 frames cannot give --sample_frames 4"),
+                             (["--stage", "3", "--sample_frames", "1"], "--sample_frames 1: must be at least 2")]:
+        with pytest.raises(InputError, match=re.escape(message)):
+            TrainConfig.from_args(training_parser().parse_args(refused))
+
+
 @pytest.mark.parametrize("flag, value, message", [
     ("--save_every", "0", "--save_every 0: must be at least 1"),
     ("--log_every", "0", "--log_every 0: must be at least 1"),
@@ -238,7 +261,7 @@ def test_yv_subset_flag_reaches_the_training_set(data_roots, tmp_path):
 def test_flag_values_that_make_no_sense_are_refused(flag, value, message):
     with pytest.raises(InputError, match=re.escape(message)):
         TrainConfig.from_args(training_parser().parse_args(["--stage", "3", flag, value]))
-    with pytest.raises(InputError, match="needs H and W of at least 16 and 3 frames"):
+    with pytest.raises(InputError, match="needs H and W of at least 16 and 2 frames"):
         TrainConfig.from_args(training_parser().parse_args(["--stage", "3", "--synthetic", "8", "8", "2"]))
 
 
