@@ -7,7 +7,7 @@ three seeds:
   python scripts/demo.py --out demo_s14159265                 # train.py's default seed
   python scripts/demo.py --out demo_s1 --seed 1 --iterations 212   # the first run's count, repeated exactly
   python scripts/demo.py --out demo_s2 --seed 2 --iterations 212
-  python scripts/summarise_demos.py demo_s14159265 demo_s1 demo_s2 --markdown spread.md
+  python scripts/summarise_demos.py demo_s14159265 demo_s1 demo_s2 --markdown spread.md --plot spread.png
 
 The runs must have been scored on the same validation set and trained with different seeds.
 """
@@ -20,6 +20,7 @@ from typing import Optional
 
 from util.cli import flag_values, run_cli
 from util.fileio import InputError, atomic_path
+from util.plots import seed_curves
 
 SUMMARY = "demo_summary.json"
 
@@ -129,6 +130,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, nargs="+", help="scripts/demo.py output folders (one per seed)")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    parser.add_argument("--plot", type=Path,
+                        help="also draw every run's learning curve, their mean and copy-first to this PNG")
     return parser.parse_args(argv)
 
 
@@ -141,6 +144,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.markdown:
         with atomic_path(args.markdown) as tmp:
             tmp.write_text(table)
+    if args.plot:
+        curves = {f"seed {run['seed']}": [(point["iteration"], point["jf"]) for point in run["curve"]] for run in runs}
+        seed_curves(curves, {"copy-first": runs[0]["copy_first"]}, args.plot,
+                    title=f"J&F on the validation set, {len(runs)} seeds")
     return 0
 
 

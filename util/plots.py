@@ -33,6 +33,26 @@ def learning_curve(points: list[tuple[float, float]], baselines: dict[str, float
     save_figure(figure, path)
 
 
+def seed_curves(curves: dict[str, list[tuple[float, float]]], baselines: dict[str, float], path: Path,
+                title: str = "J&F on the validation set", xlabel: str = "training iterations") -> None:
+    """One thin line of (x, J&F) points per seed and, where every seed was scored at the same x, their mean
+    as a thick line; each baseline as a dashed horizontal line."""
+    figure, axes = plt.subplots(figsize=(7.2, 4.4))
+    for name, points in curves.items():
+        xs, values = zip(*points)
+        axes.plot(xs, values, ".-", linewidth=1, alpha=0.6, label=f"{name} ({values[-1]:.3f})")
+    shapes = [[x for x, _ in points] for points in curves.values()]
+    if len(curves) > 1 and all(xs == shapes[0] for xs in shapes):
+        mean = [sum(column) / len(column) for column in zip(*([v for _, v in points] for points in curves.values()))]
+        axes.plot(shapes[0], mean, "o-", color="black", linewidth=2.5, label=f"mean ({mean[-1]:.3f})")
+    for (name, value), colour in zip(baselines.items(), ("tab:red", "tab:green", "tab:brown")):
+        axes.axhline(value, linestyle="--", color=colour, label=f"{name} ({value:.3f})")
+    axes.set(xlabel=xlabel, ylabel="J&F", title=title, ylim=(0, 1))
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right", fontsize="small")
+    save_figure(figure, path)
+
+
 def per_object_chart(numbers: dict, path: Path, title: str) -> None:
     """Horizontal bars of each object's J and F (evaluate_davis's `per_object`), best J&F on top, with
     the set's mean J&F as a vertical line."""

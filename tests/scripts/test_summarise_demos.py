@@ -3,6 +3,7 @@ import json
 import statistics
 
 from eval_helpers import run_script
+from PIL import Image
 
 VALIDATION = {"videos": 16, "frames": 20, "size": [96, 160], "max_objects": 3}
 
@@ -28,7 +29,8 @@ def test_three_seeds_give_their_mean_and_sample_spread(tmp_path):
     scores = {14159265: 0.625, -1: 0.58, 2: 0.66}
     folders = [_demo_folder(tmp_path, f"demo_s{seed}", seed, jf) for seed, jf in scores.items()]
     table = tmp_path / "spread.md"
-    result = run_script("scripts/summarise_demos.py", *folders, "--markdown", table)
+    plot = tmp_path / "spread.png"
+    result = run_script("scripts/summarise_demos.py", *folders, "--markdown", table, "--plot", plot)
     mean, spread = statistics.fmean(scores.values()), statistics.stdev(scores.values())
     summary_row = next(line for line in result.stdout.splitlines() if "mean ± sd (3 runs)" in line)
     assert f"**{mean:.3f} ± {spread:.3f}**" in summary_row
@@ -37,6 +39,9 @@ def test_three_seeds_give_their_mean_and_sample_spread(tmp_path):
     assert f"smallest margin over copy-first is {min(scores.values()) - 0.257:+.3f}" in result.stdout
     assert "| demo_s-1 | -1 | 212 |" in result.stdout
     assert table.read_text() == result.stdout
+    with Image.open(plot) as image:  # every seed's curve, their mean, copy-first
+        assert image.format == "PNG" and image.size == (720, 440)
+        assert len(image.convert("RGB").getcolors(maxcolors=100_000)) > 20  # lines, not a blank canvas
 
 
 def test_runs_that_are_not_a_spread_are_refused(tmp_path):
