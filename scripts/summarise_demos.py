@@ -98,6 +98,15 @@ def _curve_cell(curve: list[dict]) -> str:
     return " / ".join(f"{point['jf']:.3f}" for point in curve)
 
 
+def mean_curve(runs: list[dict]) -> Optional[list[tuple[int, float]]]:
+    """(iteration, mean J&F) over the runs where every run was validated at the same iterations, else None."""
+    iterations = [[point["iteration"] for point in run["curve"]] for run in runs]
+    if any(points != iterations[0] for points in iterations):
+        return None
+    return [(iteration, statistics.fmean(run["curve"][k]["jf"] for run in runs))
+            for k, iteration in enumerate(iterations[0])]
+
+
 def markdown_table(runs: list[dict]) -> str:
     """The runs, one row each, then their mean ± sample standard deviation (or 'one run')."""
     rows = ["| folder | seed | iterations | s per iteration | J&F | J | F | J&F - copy-first | J&F along the way |",
@@ -106,19 +115,15 @@ def markdown_table(runs: list[dict]) -> str:
         rows.append(f"| {run['folder'].name} | {run['seed']} | {run['iterations']} | "
                     f"{run['seconds_per_iteration']:.2f} | {run['jf']:.3f} | {run['j']:.3f} | {run['f']:.3f} | "
                     f"{run['jf'] - run['copy_first']:+.3f} | {_curve_cell(run['curve'])} |")
-    iterations = [[point["iteration"] for point in run["curve"]] for run in runs]
-    if all(points == iterations[0] for points in iterations):  # the same validation points: average them
-        mean_curve = " / ".join(f"{statistics.fmean(run['curve'][k]['jf'] for run in runs):.3f}"
-                                for k in range(len(iterations[0])))
-    else:
-        mean_curve = "(different iterations)"
+    mean = mean_curve(runs)
+    mean_cell = " / ".join(f"{jf:.3f}" for _, jf in mean) if mean is not None else "(different iterations)"
     label = f"mean ± sd ({len(runs)} runs)" if len(runs) > 1 else "one run (no spread)"
     rows.append(
         f"| **{label}** | | {_with_spread([run['iterations'] for run in runs], '.0f')} | "
         f"{_with_spread([run['seconds_per_iteration'] for run in runs], '.2f')} | "
         f"**{_with_spread([run['jf'] for run in runs])}** | {_with_spread([run['j'] for run in runs])} | "
         f"{_with_spread([run['f'] for run in runs])} | "
-        f"{_with_spread([run['jf'] - run['copy_first'] for run in runs], '+.3f')} | {mean_curve} |")
+        f"{_with_spread([run['jf'] - run['copy_first'] for run in runs], '+.3f')} | {mean_cell} |")
     first = runs[0]
     rows.append("")
     rows.append(f"Copy-first {first['copy_first']:.3f}; untrained {_with_spread([run['untrained'] for run in runs])}; "
@@ -146,7 +151,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             tmp.write_text(table)
     if args.plot:
         curves = {f"seed {run['seed']}": [(point["iteration"], point["jf"]) for point in run["curve"]] for run in runs}
-        seed_curves(curves, {"copy-first": runs[0]["copy_first"]}, args.plot,
+        mean = mean_curve(runs) if len(runs) > 1 else None
+        seed_curves(curves, mean, {"copy-first": runs[0]["copy_first"]}, args.plot,
                     title=f"J&F on the validation set, {len(runs)} seeds")
     return 0
 

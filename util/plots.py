@@ -1,5 +1,6 @@
 """Charts drawn with matplotlib (off-screen) and written atomically: learning curves and per-object J&F."""
 from pathlib import Path
+from typing import Optional
 
 import matplotlib
 
@@ -24,8 +25,7 @@ def learning_curve(points: list[tuple[float, float]], baselines: dict[str, float
     figure, axes = plt.subplots(figsize=(7.2, 4.4))
     xs, values = zip(*points)
     axes.plot(xs, values, "o-", color="tab:blue", label=f"trained ({values[-1]:.3f})")
-    for (name, value), colour in zip(baselines.items(), ("tab:red", "tab:green", "tab:brown")):
-        axes.axhline(value, linestyle="--", color=colour, label=f"{name} ({value:.3f})")
+    _baseline_lines(axes, baselines)
     top = max(list(values) + list(baselines.values()))
     axes.set(xlabel=xlabel, ylabel="J&F", title=title, ylim=(0, min(1.0, top * 1.2 + 0.05)))
     axes.grid(alpha=0.3)
@@ -33,24 +33,29 @@ def learning_curve(points: list[tuple[float, float]], baselines: dict[str, float
     save_figure(figure, path)
 
 
-def seed_curves(curves: dict[str, list[tuple[float, float]]], baselines: dict[str, float], path: Path,
-                title: str = "J&F on the validation set", xlabel: str = "training iterations") -> None:
-    """One thin line of (x, J&F) points per seed and, where every seed was scored at the same x, their mean
-    as a thick line; each baseline as a dashed horizontal line."""
+def seed_curves(curves: dict[str, list[tuple[float, float]]], mean: Optional[list[tuple[float, float]]],
+                baselines: dict[str, float], path: Path, title: str = "J&F on the validation set",
+                xlabel: str = "training iterations") -> None:
+    """One thin line of (x, J&F) points per seed, their `mean` (if given) as a thick line, and each baseline
+    as a dashed horizontal line."""
     figure, axes = plt.subplots(figsize=(7.2, 4.4))
     for name, points in curves.items():
         xs, values = zip(*points)
         axes.plot(xs, values, ".-", linewidth=1, alpha=0.6, label=f"{name} ({values[-1]:.3f})")
-    shapes = [[x for x, _ in points] for points in curves.values()]
-    if len(curves) > 1 and all(xs == shapes[0] for xs in shapes):
-        mean = [sum(column) / len(column) for column in zip(*([v for _, v in points] for points in curves.values()))]
-        axes.plot(shapes[0], mean, "o-", color="black", linewidth=2.5, label=f"mean ({mean[-1]:.3f})")
-    for (name, value), colour in zip(baselines.items(), ("tab:red", "tab:green", "tab:brown")):
-        axes.axhline(value, linestyle="--", color=colour, label=f"{name} ({value:.3f})")
+    if mean is not None:
+        xs, values = zip(*mean)
+        axes.plot(xs, values, "o-", color="black", linewidth=2.5, label=f"mean ({values[-1]:.3f})")
+    _baseline_lines(axes, baselines)
     axes.set(xlabel=xlabel, ylabel="J&F", title=title, ylim=(0, 1))
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize="small")
     save_figure(figure, path)
+
+
+def _baseline_lines(axes, baselines: dict[str, float]) -> None:
+    """Each baseline as a dashed horizontal line in its own colour, labelled with its value."""
+    for (name, value), colour in zip(baselines.items(), ("tab:red", "tab:green", "tab:brown")):
+        axes.axhline(value, linestyle="--", color=colour, label=f"{name} ({value:.3f})")
 
 
 def per_object_chart(numbers: dict, path: Path, title: str) -> None:
