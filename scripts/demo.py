@@ -15,7 +15,7 @@ masks/ (the trained network's masks, submission.zip, timing.json, J&F CSVs), unt
 overlay.gif, learning_curve.png, demo_summary.json.
 
   python scripts/demo.py --out demo_2h --iterations 2800 --curve_points 12
-      # the README's 2-hour recipe (2 h of training at 2.5 s per iteration; J&F 0.805 ± 0.053 over 2 seeds)
+      # the README's 2-hour recipe (2 h of training at 2.5 s per iteration; J&F 0.813 ± 0.040 over 3 seeds)
   python scripts/demo.py --out demo_2h --iterations 2800 --curve_points 12 --stop_at 1400   # a long run in two
   python scripts/demo.py --out demo_2h --iterations 2800 --curve_points 12 --resume          # parts (or Ctrl-C)
 """
