@@ -76,10 +76,10 @@ def test_demo_without_iterations_trains_for_its_budget(tmp_path):
 
 def test_ctrl_c_pauses_the_demo_with_a_checkpoint(tmp_path):
     out = tmp_path / "demo"
+    iterations = 100000  # far more than can run before the signal, however fast the machine: it comes mid-training
     command = [sys.executable, str(ROOT / "scripts" / "demo.py"), "--skip_parity", "--out", str(out), "--size", "32",
                "48", "--val_videos", "1", "--val_frames", "3", "--train_frames", "3", "--objects", "1", "--batch",
-               "1", "--iterations", "100000", "--warmup", "1", "--curve_points", "1", "--num_workers", "1"]
-    # far more iterations than can run before the signal, however fast the machine: it must come mid-training
+               "1", "--iterations", str(iterations), "--warmup", "1", "--curve_points", "1", "--num_workers", "1"]
     with open(tmp_path / "stdout", "w") as stdout, open(tmp_path / "stderr", "w") as stderr:
         # Ctrl-C's default action, even where the suite was started with SIGINT ignored (a background job `cmd &`
         # of a script inherits that, and Python then installs no KeyboardInterrupt handler)
@@ -87,7 +87,7 @@ def test_ctrl_c_pauses_the_demo_with_a_checkpoint(tmp_path):
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             for _ in range(600):  # until training has taken a step
-                if re.search(r"\| [1-9]\d*/100000", (tmp_path / "stderr").read_text()):
+                if re.search(rf"\| [1-9]\d*/{iterations}", (tmp_path / "stderr").read_text()):
                     break
                 time.sleep(0.2)
             demo.send_signal(signal.SIGINT)  # what Ctrl-C sends (here to the demo alone)
@@ -97,7 +97,7 @@ def test_ctrl_c_pauses_the_demo_with_a_checkpoint(tmp_path):
             demo.kill()
     assert "Training paused (Ctrl-C)" in (tmp_path / "stdout").read_text()
     checkpoint = torch.load(next((out / "train").glob("*/*_checkpoint.pth")), weights_only=True)
-    assert 1 <= checkpoint["iteration"] < 100000
+    assert 1 <= checkpoint["iteration"] < iterations
 
 
 def test_recipe_levers_reach_train_py_and_only_when_changed(tmp_path):
