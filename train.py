@@ -8,8 +8,9 @@ import sys
 
 import torch
 
+from training.budget import plan_summary
 from training.config import TrainConfig, adopt_weights_structure, training_parser
-from training.data import build_dataset, training_loader
+from training.data import build_dataset, first_planned_sample, training_loader
 from training.loop import run_training
 from training.trainer import RunPaths, Trainer, TrainingError, new_run, parameter_checksum
 from training.validation import Validator
@@ -63,10 +64,7 @@ def main() -> int:
         print(f"{state} at iteration {summary['iteration']} ({summary['iterations_run']} this run) in "
               f"{summary['minutes']:.1f} min; last loss {summary['last_loss']:.4f}; checkpoint {summary['checkpoint']}")
         if config.minutes:
-            steps = " ".join(map(str, summary["steps"]))
-            print(f"{config.minutes:g}-minute budget: planned {summary['planned_iterations']} iterations "
-                  f"(repeat exactly with -i {summary['planned_iterations']} --steps {steps}"
-                  f"{' --stop_at %d' % summary['iteration'] if summary['iteration'] < summary['planned_iterations'] else ''})")
+            print(plan_summary(config.minutes, summary, first_planned_sample(trainer.config)))
         if summary["best_val"] is not None:
             print(f"validation J&F: best {summary['best_val']:.4f} ({run.folder / (run.name + '_best.pth')}); "
                   f"history in {run.folder / 'val' / 'history.csv'}")

@@ -22,6 +22,12 @@ def max_jump(iteration: int, total_iterations: int, bl30k: bool = False, stride:
     return max(1, MAX_JUMPS[phase] // stride)
 
 
+def first_switch(total_iterations: int, bl30k: bool = False) -> int:
+    """The first iteration past the first phase: the earliest whose largest gap depends on the total."""
+    percent = (BL30K_SWITCH_PERCENTS if bl30k else SWITCH_PERCENTS)[1]
+    return -(-percent * total_iterations // 100)
+
+
 class FrameGapCurriculum:
     """For a video training set: the largest gap between consecutive sampled frames, in the set's stored
     frames (`stride`: video frames per stored frame), changed by `set_curriculum` as training goes.

@@ -3,12 +3,13 @@
 The schedule's shape comes from `-i`/`--steps` (the learning-rate steps as fractions of the run); the
 planner stretches it to the iterations that fit the budget. Start-up iterations (loading, first-call
 costs, a briefly busy machine) are not timed; the plan is revised as iterations are timed and frozen at
-`FREEZE_FRACTION` of the planned run (runs of fewer than about 80 iterations reach their first curriculum
-switch before the first plan and are not exactly repeatable). The speed is that of the later half of
-the timed iterations, since the first ones after start-up can still be slower, without the single
-iterations that paid a one-time cost (`steady_seconds_per_iteration`). Everything in the schedule that
-depends on the total (the learning-rate steps, the curriculum after its first 10%) comes later, so the
-recorded total repeated with `-i N --steps ...` gives exactly the same run.
+`FREEZE_FRACTION` of the planned run, once at least `MIN_TIMED` iterations are timed. The speed is that
+of the later half of the timed iterations, since the first ones after start-up can still be slower,
+without the single iterations that paid a one-time cost (`steady_seconds_per_iteration`). Everything in
+the schedule that depends on the total (the learning-rate steps, the curriculum after its first 10%)
+comes later, so the recorded total repeated with `-i N --steps ...` gives exactly the same run; a run
+too short to time `MIN_TIMED` iterations before its first 10% (under about 230 iterations) fixes its plan
+later, spending its budget rather than repeating exactly (`frozen_at` says where).
 """
 import statistics
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from typing import Optional
 STARTUP_ITERATIONS = 3  # not timed: first-call and start-up costs
 FIRST_PLAN_AFTER = 3  # timed iterations before the first plan; then re-planned each time they double
 FREEZE_FRACTION = 0.08  # the plan is fixed from here on (the curriculum's first switch is at 10%)
+# Timed iterations before the plan may be fixed: steps at 32x32 here take about 10 iterations to settle (0.47 s,
+# then 0.37 s). Fixed after 12 timed, 4 runs of 75 s spent 90-102% of it; after 20, 4 runs of 90 s 96-103%.
+MIN_TIMED = 20
 OVERRUN = 0.03  # a run still short of its plan stops at the budget plus this fraction
 SPIKE = 2.0  # an iteration over this many times the median one paid a one-time cost: not counted in the speed
 
@@ -45,6 +49,7 @@ class BudgetPlanner:
     planned: Optional[int] = None
     per_iteration: float = float("nan")  # seconds, measured after start-up
     frozen: bool = False
+    frozen_at: Optional[int] = None  # the iteration the plan became final at
     _times: list[tuple[int, float]] = field(default_factory=list, repr=False)  # (iteration, seconds) after start-up
     _next_plan_after: int = field(default=FIRST_PLAN_AFTER, repr=False)
 
@@ -68,8 +73,8 @@ class BudgetPlanner:
         self.per_iteration = steady_seconds_per_iteration(self._times[len(self._times) // 2:])
         remaining = max(0.0, self.seconds - train_seconds)
         planned = max(iteration + 1, iteration + int(remaining / max(self.per_iteration, 1e-9)))
-        if iteration >= FREEZE_FRACTION * planned:
-            self.frozen = True
+        if iteration >= FREEZE_FRACTION * planned and timed >= MIN_TIMED:
+            self.frozen, self.frozen_at = True, iteration
         if planned == self.planned:
             return None
         self.planned = planned
@@ -78,3 +83,19 @@ class BudgetPlanner:
     def out_of_time(self, train_seconds: float) -> bool:
         """Past the budget and its allowance: stop even if the plan is not reached (the machine slowed)."""
         return train_seconds > self.seconds * (1 + OVERRUN)
+
+
+def plan_summary(minutes: float, summary: dict, first_planned: Optional[int]) -> str:
+    """The line a budgeted run ends with: its plan and the arguments that repeat it, exactly unless samples that
+    depend on the total (from iteration `first_planned`, if any) were drawn before the plan was final."""
+    planned, reached, final_at = summary["planned_iterations"], summary["iteration"], summary["plan_final_at"]
+    repeat = f"-i {planned} --steps {' '.join(map(str, summary['steps']))}"
+    repeat += f" --stop_at {reached}" if reached < planned else ""
+    unplanned_until = reached if final_at is None else final_at
+    if first_planned is None or unplanned_until <= first_planned:
+        return f"{minutes:g}-minute budget: planned {planned} iterations (repeat exactly with {repeat})"
+    early = (f"iterations {first_planned}-{unplanned_until - 1}" if unplanned_until - 1 > first_planned
+             else f"iteration {first_planned}")
+    return (f"{minutes:g}-minute budget: planned {planned} iterations, final at iteration {unplanned_until}: {repeat} "
+            f"repeats the run but for the frame gaps of {early}, which stayed in the curriculum's first phase (too "
+            f"few steps were timed before its first switch)")

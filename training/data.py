@@ -1,8 +1,10 @@
 """A stage's training data: the datasets it reads (checked first) and the endless, seeded loader."""
+from typing import Optional
+
 from torch.utils.data import DataLoader, Dataset
 
 from dataset.checks import check_roots
-from dataset.curriculum import set_curriculum, set_fixed_max_jump
+from dataset.curriculum import first_switch, set_curriculum, set_fixed_max_jump
 from dataset.sampling import SeededSamples, TrainingSampler
 from dataset.static_dataset import StaticDataset
 from dataset.synthetic_online import SyntheticStaticDataset, SyntheticVideoDataset
@@ -37,10 +39,21 @@ def training_loader(dataset: Dataset, config: TrainConfig, start_iteration: int,
     bl30k = config.data == "bl30k"
     if config.max_jump:
         set_fixed_max_jump(dataset, config.max_jump)
-    curriculum = None if config.data == "static" or config.max_jump else (
-        lambda data, iteration: set_curriculum(data, iteration, config.iterations, bl30k))
+    curriculum = (lambda data, iteration: set_curriculum(data, iteration, config.iterations, bl30k)
+                  ) if follows_curriculum(config) else None
     return DataLoader(
         SeededSamples(dataset, curriculum), batch_size=per_rank, drop_last=True,
         sampler=TrainingSampler(len(dataset), per_rank, config.seed, rank, world_size, start_iteration),
         num_workers=config.num_workers, pin_memory=pin_memory,
     )
+
+
+def follows_curriculum(config: TrainConfig) -> bool:
+    """Whether the samples follow the frame-gap curriculum (video stages without --max_jump)."""
+    return config.data != "static" and not config.max_jump
+
+
+def first_planned_sample(config: TrainConfig) -> Optional[int]:
+    """The first iteration whose samples depend on the total iterations (the curriculum's first switch), or
+    None if no sample does: up to it, a budgeted run may draw its samples before its plan is final."""
+    return first_switch(config.iterations, config.data == "bl30k") if follows_curriculum(config) else None

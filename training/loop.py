@@ -104,7 +104,7 @@ def run_training(trainer: Trainer, batches_for: Callable[[TrainConfig, int], Ite
             "minutes": minutes, "last_loss": last_loss, "interrupted": interrupted,
             "checkpoint": str(run.checkpoint), "network": str(run.network(trainer.iteration)),
             "last_val": last_val, "best_val": trainer.best_val, "planned_iterations": trainer.config.iterations,
-            "steps": list(trainer.config.steps)}
+            "steps": list(trainer.config.steps), "plan_final_at": trainer.plan_final_at}
 
 
 def _validate(validator: Validator, trainer: Trainer, run: RunPaths, writer: Optional[SummaryWriter],
@@ -127,7 +127,7 @@ def _follow_budget(budget: BudgetPlanner, trainer: Trainer, end: int, stop_at: O
     when the budget is spent first. Returns the new end and whether the plan has just become final."""
     was_frozen = budget.frozen
     planned = _agreed_plan(budget.observe(trainer.iteration, trainer.train_seconds), trainer)
-    trainer.plan_frozen = budget.frozen
+    trainer.plan_frozen, trainer.plan_final_at = budget.frozen, budget.frozen_at
     if planned is not None:
         trainer.replan(planned, budget.steps_for(planned))
         end = min(planned, stop_at) if stop_at else planned
@@ -148,7 +148,8 @@ UNPLANNED = 10**15  # the total iterations the loader is given while a budget's 
 
 def _loader_config(config: TrainConfig, budget: Optional[BudgetPlanner]) -> TrainConfig:
     """What the loader is built with. While a budget's plan is not final, the curriculum stays in its first
-    phase (the plan is final at 8% of the run, before its first switch at 10%), and the loader is built again
+    phase (the plan is final at 8% of the run, before its first switch at 10%, unless the run is too short
+    to be timed by then: training/budget.py), and the loader is built again
     once, with the final plan. Rebuilding it at every re-plan forked a new worker each time, and the step
     after each took 5 s longer here (7.5 s against 2.5 s at batch 2), most likely copying the pages of the
     training process that the fork had shared."""

@@ -108,6 +108,7 @@ class Trainer:
         self.train_seconds = 0.0  # time spent in training steps over the whole run (resumes included)
         self.best_val: Optional[float] = None  # best validation J&F so far (--val_root)
         self.plan_frozen = False  # with --minutes: the planned iterations are final
+        self.plan_final_at: Optional[int] = None  # ... since this iteration
 
     def autocast(self):
         """fp16 on CUDA (with the scaler) unless --no_amp; bf16 on the CPU only with --cpu_amp."""
@@ -192,6 +193,7 @@ class Trainer:
             "train_seconds": self.train_seconds,
             "best_val": self.best_val,
             "plan_frozen": self.plan_frozen,
+            "plan_final_at": self.plan_final_at,
         }
 
     def save(self, run: RunPaths, network_too: bool = True) -> None:
@@ -220,6 +222,7 @@ class Trainer:
         if self.config.minutes and state.get("plan_frozen"):  # a budgeted run keeps its final plan
             self.replan(saved["iterations"], tuple(saved["steps"]))
             self.plan_frozen = True
+            self.plan_final_at = state.get("plan_final_at", 0)  # not recorded before: fixed at 8% of the run
         rng = state["rng"]
         if len(rng) == self.world_size:
             set_rng_state(rng[self.rank])

@@ -2,7 +2,7 @@
 import pytest
 from torch.utils.data import ConcatDataset, Dataset
 
-from dataset.curriculum import max_jump, set_curriculum
+from dataset.curriculum import first_switch, max_jump, set_curriculum
 
 
 @pytest.mark.parametrize("iteration, expected", [
@@ -11,6 +11,13 @@ from dataset.curriculum import max_jump, set_curriculum
 ])
 def test_main_training_switches_at_0_10_20_30_40_90_percent(iteration, expected):
     assert max_jump(iteration, 150_000) == expected
+
+
+@pytest.mark.parametrize("bl30k", [False, True])
+def test_first_switch_is_the_first_iteration_past_the_first_phase(bl30k):
+    for total in range(10, 400):  # (shorter runs pass several switches at once)
+        switch = first_switch(total, bl30k)
+        assert max_jump(switch - 1, total, bl30k) == 5 and max_jump(switch, total, bl30k) == 10
 
 
 @pytest.mark.parametrize("iteration, expected", [
