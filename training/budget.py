@@ -9,7 +9,8 @@ without the single iterations that paid a one-time cost (`steady_seconds_per_ite
 the schedule that depends on the total (the learning-rate steps, the curriculum after its first 10%)
 comes later, so the recorded total repeated with `-i N --steps ...` gives exactly the same run; a run
 too short to time `MIN_TIMED` iterations before its first 10% (under about 230 iterations) fixes its plan
-later, spending its budget rather than repeating exactly (`frozen_at` says where).
+later, spending its budget rather than repeating exactly (`frozen_at` says where; until then the run
+takes no learning-rate step and its curriculum stays in its first phase).
 """
 import statistics
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ STARTUP_ITERATIONS = 3  # not timed: first-call and start-up costs
 FIRST_PLAN_AFTER = 3  # timed iterations before the first plan; then re-planned each time they double
 FREEZE_FRACTION = 0.08  # the plan is fixed from here on (the curriculum's first switch is at 10%)
 # Timed iterations before the plan may be fixed: steps at 32x32 here take about 10 iterations to settle (0.47 s,
-# then 0.37 s). Fixed after 12 timed, 4 runs of 75 s spent 90-102% of it; after 20, 4 runs of 90 s 96-103%.
+# then 0.37 s). Plans fixed after 12 timed steps spent 90-102% of a 75-s budget (4 runs); after 20, 96-103% of a
+# 90-s budget (4 runs).
 MIN_TIMED = 20
 OVERRUN = 0.03  # a run still short of its plan stops at the budget plus this fraction
 SPIKE = 2.0  # an iteration over this many times the median one paid a one-time cost: not counted in the speed
@@ -80,22 +82,29 @@ class BudgetPlanner:
         self.planned = planned
         return planned
 
+    def adopt(self, planned: Optional[int], frozen_at: Optional[int]) -> None:
+        """Follow another process's plan (rank 0's under torchrun): its total and where it became final."""
+        self.planned, self.frozen, self.frozen_at = planned, frozen_at is not None, frozen_at
+
     def out_of_time(self, train_seconds: float) -> bool:
         """Past the budget and its allowance: stop even if the plan is not reached (the machine slowed)."""
         return train_seconds > self.seconds * (1 + OVERRUN)
 
 
-def plan_summary(minutes: float, summary: dict, first_planned: Optional[int]) -> str:
-    """The line a budgeted run ends with: its plan and the arguments that repeat it, exactly unless samples that
-    depend on the total (from iteration `first_planned`, if any) were drawn before the plan was final."""
+def plan_summary(minutes: float, summary: dict, first_planned_sample: Optional[int]) -> str:
+    """The line a budgeted run ends with: its plan and the arguments that repeat it, exactly unless iterations
+    run before the plan was final would have had a learning-rate step or a curriculum switch (from
+    `first_planned_sample`, if the samples follow one) under the final plan."""
     planned, reached, final_at = summary["planned_iterations"], summary["iteration"], summary["plan_final_at"]
     repeat = f"-i {planned} --steps {' '.join(map(str, summary['steps']))}"
     repeat += f" --stop_at {reached}" if reached < planned else ""
     unplanned_until = reached if final_at is None else final_at
+    first_planned = min((i for i in (first_planned_sample, *summary["steps"]) if i is not None), default=None)
     if first_planned is None or unplanned_until <= first_planned:
         return f"{minutes:g}-minute budget: planned {planned} iterations (repeat exactly with {repeat})"
     early = (f"iterations {first_planned}-{unplanned_until - 1}" if unplanned_until - 1 > first_planned
              else f"iteration {first_planned}")
-    return (f"{minutes:g}-minute budget: planned {planned} iterations, final at iteration {unplanned_until}: {repeat} "
-            f"repeats the run but for the frame gaps of {early}, which stayed in the curriculum's first phase (too "
-            f"few steps were timed before its first switch)")
+    final = "never final" if final_at is None else f"final at iteration {final_at}"
+    return (f"{minutes:g}-minute budget: planned {planned} iterations, {final}: {repeat} repeats the run but for "
+            f"the schedule of {early}, which stayed at its start (no learning-rate step, the curriculum's first "
+            f"phase) while too few steps were timed")

@@ -104,7 +104,8 @@ def run_training(trainer: Trainer, batches_for: Callable[[TrainConfig, int], Ite
             "minutes": minutes, "last_loss": last_loss, "interrupted": interrupted,
             "checkpoint": str(run.checkpoint), "network": str(run.network(trainer.iteration)),
             "last_val": last_val, "best_val": trainer.best_val, "planned_iterations": trainer.config.iterations,
-            "steps": list(trainer.config.steps), "plan_final_at": trainer.plan_final_at}
+            "steps": list(budget.steps_for(trainer.config.iterations) if budget else trainer.config.steps),
+            "plan_final_at": trainer.plan_final_at}
 
 
 def _validate(validator: Validator, trainer: Trainer, run: RunPaths, writer: Optional[SummaryWriter],
@@ -124,23 +125,25 @@ def _validate(validator: Validator, trainer: Trainer, run: RunPaths, writer: Opt
 def _follow_budget(budget: BudgetPlanner, trainer: Trainer, end: int, stop_at: Optional[int],
                    progress: tqdm) -> tuple[int, bool]:
     """Re-plan the run's length from the time its steps took (all ranks take rank 0's plan), or end it
-    when the budget is spent first. Returns the new end and whether the plan has just become final."""
-    was_frozen = budget.frozen
-    planned = _agreed_plan(budget.observe(trainer.iteration, trainer.train_seconds), trainer)
-    trainer.plan_frozen, trainer.plan_final_at = budget.frozen, budget.frozen_at
-    if planned is not None:
-        trainer.replan(planned, budget.steps_for(planned))
-        end = min(planned, stop_at) if stop_at else planned
+    when the budget is spent first. Until the plan is final the run has no learning-rate step, as its
+    curriculum stays in its first phase. Returns the new end and whether the plan has just become final."""
+    before = (budget.planned, budget.frozen)
+    budget.observe(trainer.iteration, trainer.train_seconds)
+    if trainer.world_size > 1:
+        budget.adopt(*_rank0_plan(budget, trainer))
+    if (budget.planned, budget.frozen) != before:
+        trainer.replan(budget.planned, budget.steps_for(budget.planned) if budget.frozen else ())
+        trainer.plan_frozen, trainer.plan_final_at = budget.frozen, budget.frozen_at
+        end = min(budget.planned, stop_at) if stop_at else budget.planned
         progress.total = end
-    if planned is not None or budget.frozen != was_frozen:
         progress.write(f"iteration {trainer.iteration}: {budget.per_iteration:.2f} s per iteration -> "
-                       f"{trainer.config.iterations} iterations for {budget.seconds / 60:g} minutes"
+                       f"{budget.planned} iterations for {budget.seconds / 60:g} minutes"
                        f"{' (final)' if budget.frozen else ''}")
     if _agreed_stop(budget.out_of_time(trainer.train_seconds), trainer) and trainer.iteration < end:
         progress.write(f"iteration {trainer.iteration}: the {budget.seconds / 60:g}-minute budget is spent before "
                        f"the planned {end} iterations: stopping")
         end = trainer.iteration
-    return end, budget.frozen and not was_frozen
+    return end, budget.frozen and not before[1]
 
 
 UNPLANNED = 10**15  # the total iterations the loader is given while a budget's plan is not final
@@ -156,13 +159,13 @@ def _loader_config(config: TrainConfig, budget: Optional[BudgetPlanner]) -> Trai
     return replace(config, iterations=UNPLANNED) if budget is not None and not budget.frozen else config
 
 
-def _agreed_plan(planned: Optional[int], trainer: Trainer) -> Optional[int]:
-    """Rank 0's plan on every rank (ranks time their steps differently; they must agree on the total)."""
-    if trainer.world_size == 1:
-        return planned
-    value = torch.tensor(-1 if planned is None else planned, device=trainer.device)
-    dist.broadcast(value, src=0)
-    return None if value.item() < 0 else int(value.item())
+def _rank0_plan(budget: BudgetPlanner, trainer: Trainer) -> tuple[Optional[int], Optional[int]]:
+    """Rank 0's planned total and the iteration it became final at (ranks time their steps differently;
+    they must agree on the total, and rebuild their loaders at the same iteration)."""
+    plan = torch.tensor([-1 if value is None else value for value in (budget.planned, budget.frozen_at)],
+                        device=trainer.device)
+    dist.broadcast(plan, src=0)
+    return tuple(None if value < 0 else value for value in plan.tolist())
 
 
 def _agreed_stop(raised: bool, trainer: Trainer) -> bool:

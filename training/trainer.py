@@ -222,7 +222,7 @@ class Trainer:
         if self.config.minutes and state.get("plan_frozen"):  # a budgeted run keeps its final plan
             self.replan(saved["iterations"], tuple(saved["steps"]))
             self.plan_frozen = True
-            self.plan_final_at = state.get("plan_final_at", 0)  # not recorded before: fixed at 8% of the run
+            self.plan_final_at = state.get("plan_final_at", 0)  # not recorded before: taken as exact, as they said
         rng = state["rng"]
         if len(rng) == self.world_size:
             set_rng_state(rng[self.rank])
