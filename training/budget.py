@@ -50,10 +50,14 @@ class BudgetPlanner:
     start_iteration: int = 0  # where this process started (a resumed run has start-up costs again)
     planned: Optional[int] = None
     per_iteration: float = float("nan")  # seconds, measured after start-up
-    frozen: bool = False
     frozen_at: Optional[int] = None  # the iteration the plan became final at
     _times: list[tuple[int, float]] = field(default_factory=list, repr=False)  # (iteration, seconds) after start-up
     _next_plan_after: int = field(default=FIRST_PLAN_AFTER, repr=False)
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the plan is final."""
+        return self.frozen_at is not None
 
     def steps_for(self, iterations: int) -> tuple[int, ...]:
         """The learning-rate steps stretched to a run of `iterations`."""
@@ -76,7 +80,7 @@ class BudgetPlanner:
         remaining = max(0.0, self.seconds - train_seconds)
         planned = max(iteration + 1, iteration + int(remaining / max(self.per_iteration, 1e-9)))
         if iteration >= FREEZE_FRACTION * planned and timed >= MIN_TIMED:
-            self.frozen, self.frozen_at = True, iteration
+            self.frozen_at = iteration
         if planned == self.planned:
             return None
         self.planned = planned
@@ -84,7 +88,7 @@ class BudgetPlanner:
 
     def adopt(self, planned: Optional[int], frozen_at: Optional[int]) -> None:
         """Follow another process's plan (rank 0's under torchrun): its total and where it became final."""
-        self.planned, self.frozen, self.frozen_at = planned, frozen_at is not None, frozen_at
+        self.planned, self.frozen_at = planned, frozen_at
 
     def out_of_time(self, train_seconds: float) -> bool:
         """Past the budget and its allowance: stop even if the plan is not reached (the machine slowed)."""

@@ -133,7 +133,7 @@ def _follow_budget(budget: BudgetPlanner, trainer: Trainer, end: int, stop_at: O
         budget.adopt(*_rank0_plan(budget, trainer))
     if (budget.planned, budget.frozen) != before:
         trainer.replan(budget.planned, budget.steps_for(budget.planned) if budget.frozen else ())
-        trainer.plan_frozen, trainer.plan_final_at = budget.frozen, budget.frozen_at
+        trainer.plan_final_at = budget.frozen_at
         end = min(budget.planned, stop_at) if stop_at else budget.planned
         progress.total = end
         progress.write(f"iteration {trainer.iteration}: {budget.per_iteration:.2f} s per iteration -> "

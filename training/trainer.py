@@ -107,8 +107,12 @@ class Trainer:
         self.nonfinite_in_a_row = 0
         self.train_seconds = 0.0  # time spent in training steps over the whole run (resumes included)
         self.best_val: Optional[float] = None  # best validation J&F so far (--val_root)
-        self.plan_frozen = False  # with --minutes: the planned iterations are final
-        self.plan_final_at: Optional[int] = None  # ... since this iteration
+        self.plan_final_at: Optional[int] = None  # with --minutes: the planned iterations are final since this one
+
+    @property
+    def plan_frozen(self) -> bool:
+        """With --minutes: whether the planned iterations are final."""
+        return self.plan_final_at is not None
 
     def autocast(self):
         """fp16 on CUDA (with the scaler) unless --no_amp; bf16 on the CPU only with --cpu_amp."""
@@ -221,7 +225,6 @@ class Trainer:
         saved = state.get("config", {})
         if self.config.minutes and state.get("plan_frozen"):  # a budgeted run keeps its final plan
             self.replan(saved["iterations"], tuple(saved["steps"]))
-            self.plan_frozen = True
             self.plan_final_at = state.get("plan_final_at", 0)  # not recorded before: taken as exact, as they said
         rng = state["rng"]
         if len(rng) == self.world_size:

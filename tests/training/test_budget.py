@@ -75,9 +75,13 @@ def test_a_short_run_times_enough_steps_before_its_plan_is_fixed():
     assert done == planner.planned and planner.frozen_at > 0.1 * done  # after the curriculum's first switch
 
 
+class _FakeTrainer(SimpleNamespace):
+    plan_frozen = property(lambda self: self.plan_final_at is not None)  # as Trainer's
+
+
 def test_until_the_plan_is_final_the_run_has_no_learning_rate_step():
     budget = BudgetPlanner(20.0, shape_iterations=1000, shape_steps=(800,))  # plans of about 25 iterations
-    trainer = SimpleNamespace(iteration=0, train_seconds=0.0, world_size=1, plan_frozen=False, plan_final_at=None,
+    trainer = _FakeTrainer(iteration=0, train_seconds=0.0, world_size=1, plan_final_at=None,
                               replan=lambda iterations, steps: plans.append((trainer.iteration, iterations, steps)))
     plans, end = [], 1000
     with tqdm(disable=True) as progress:
@@ -105,7 +109,7 @@ def test_a_resumed_budgeted_run_keeps_its_final_plan(tmp_path):
         return Trainer(TrainConfig.from_args(training_parser().parse_args(args)), torch.device("cpu"))
     first = trainer()
     first.replan(230, (184,))
-    first.plan_frozen, first.plan_final_at = True, 23
+    first.plan_final_at = 23
     run = RunPaths(tmp_path, "budgeted")
     first.save(run, network_too=False)
     resumed = trainer()
@@ -141,7 +145,7 @@ def _rank_plan(rank: int) -> None:
     dist.init_process_group("gloo", init_method="tcp://127.0.0.1:29533", rank=rank, world_size=2)
     budget = BudgetPlanner(60.0, shape_iterations=1000, shape_steps=(800,))
     # rank 1 timed its steps faster and fixed its own plan; rank 0's is not final yet
-    budget.planned, budget.frozen, budget.frozen_at = (200, False, None) if rank == 0 else (300, True, 30)
+    budget.planned, budget.frozen_at = (200, None) if rank == 0 else (300, 30)
     budget.adopt(*_rank0_plan(budget, SimpleNamespace(device=torch.device("cpu"))))
     assert (budget.planned, budget.frozen, budget.frozen_at) == (200, False, None)
     dist.destroy_process_group()
