@@ -407,8 +407,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     if not 2 <= args.sample_frames <= args.train_frames or args.max_jump < 0:
         parser.error(f"--sample_frames {args.sample_frames} must be between 2 and --train_frames "
                      f"({args.train_frames}), and --max_jump {args.max_jump} at least 0")
-    if args.stop_at is not None and (args.stop_at < 1 or not args.iterations):
-        parser.error("--stop_at needs --iterations N (a budget plans its length as it goes) and must be at least 1")
+    if args.stop_at is not None and not (args.iterations and 1 <= args.stop_at < args.iterations):
+        parser.error(f"--stop_at {args.stop_at}: a pause needs --iterations N (a budget plans its length as it goes) "
+                     f"and must be between 1 and N - 1")
     return args
 
 

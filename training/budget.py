@@ -11,6 +11,12 @@ comes later, so the recorded total repeated with `-i N --steps ...` gives exactl
 too short to time `MIN_TIMED` iterations before its first 10% (under about 230 iterations) fixes its plan
 later, spending its budget rather than repeating exactly (`frozen_at` says where; until then the run
 takes no learning-rate step and its curriculum stays in its first phase).
+
+A plan is only as good as the speed of its first steps, and a shared machine's speed drifts. The errors
+are made one-sided: a run that reaches its plan with budget left goes on in the schedule's last phase (its
+last learning rate, the curriculum's last phase) until the budget is spent (`spent`), and a run still short
+of its plan stops at the budget plus `OVERRUN` (`out_of_time`). Either way `--stop_at K` beside the plan
+repeats it exactly.
 """
 import statistics
 from dataclasses import dataclass, field
@@ -90,6 +96,10 @@ class BudgetPlanner:
         """Follow another process's plan (rank 0's under torchrun): its total and where it became final."""
         self.planned, self.frozen_at = planned, frozen_at
 
+    def spent(self, train_seconds: float) -> bool:
+        """The budget is used up: a run past its plan stops here."""
+        return train_seconds >= self.seconds
+
     def out_of_time(self, train_seconds: float) -> bool:
         """Past the budget and its allowance: stop even if the plan is not reached (the machine slowed)."""
         return train_seconds > self.seconds * (1 + OVERRUN)
@@ -101,14 +111,16 @@ def plan_summary(minutes: float, summary: dict, first_planned_sample: Optional[i
     `first_planned_sample`, if the samples follow one) under the final plan."""
     planned, reached, final_at = summary["planned_iterations"], summary["iteration"], summary["plan_final_at"]
     repeat = f"-i {planned} --steps {' '.join(map(str, summary['steps']))}"
-    repeat += f" --stop_at {reached}" if reached < planned else ""
+    repeat += f" --stop_at {reached}" if reached != planned else ""
+    plan = f"planned {planned} iterations"
+    plan += f" and went on in its last phase to {reached}, the budget not spent" if reached > planned else ""
     unplanned_until = reached if final_at is None else final_at
     first_planned = min((i for i in (first_planned_sample, *summary["steps"]) if i is not None), default=None)
     if first_planned is None or unplanned_until <= first_planned:
-        return f"{minutes:g}-minute budget: planned {planned} iterations (repeat exactly with {repeat})"
+        return f"{minutes:g}-minute budget: {plan} (repeat exactly with {repeat})"
     early = (f"iterations {first_planned}-{unplanned_until - 1}" if unplanned_until - 1 > first_planned
              else f"iteration {first_planned}")
     final = "never final" if final_at is None else f"final at iteration {final_at}"
-    return (f"{minutes:g}-minute budget: planned {planned} iterations, {final}: {repeat} repeats the run but for "
-            f"the schedule of {early}, which stayed at its start (no learning-rate step, the curriculum's first "
-            f"phase) while too few steps were timed")
+    return (f"{minutes:g}-minute budget: {plan}, {final}: {repeat} repeats the run but for the schedule of {early}, "
+            f"which stayed at its start (no learning-rate step, the curriculum's first phase) while too few steps "
+            f"were timed")

@@ -108,9 +108,12 @@ def training_parser() -> argparse.ArgumentParser:
     parser.add_argument("--minutes", type=float,
                         help="train for this many minutes of training steps (validation and checkpoints come on "
                              "top): the total iterations are planned from the measured speed, the -i/--steps "
-                             "schedule stretched to them, and recorded so that -i N --steps S repeats the run")
-    parser.add_argument("--stop_at", type=int, help="stop at this iteration with a checkpoint to --resume from "
-                                                     "(e.g. to fit a job time limit)")
+                             "schedule stretched to them, and recorded so that -i N --steps S [--stop_at K] "
+                             "repeats the run")
+    parser.add_argument("--stop_at", type=int,
+                        help="stop at this iteration: before -i, with a checkpoint to --resume from (e.g. to fit a "
+                             "job time limit); past -i, the schedule's last phase (its last learning rate and "
+                             "curriculum phase) goes on to it, as a budgeted run with time left after its plan does")
     parser.add_argument("--val_root", type=Path,
                         help="validate on the val list of this DAVIS 2017-layout set (J&F, in-process) every "
                              "--val_every iterations and at the end; the best network is kept as <run>_best.pth")

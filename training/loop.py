@@ -44,11 +44,9 @@ def run_training(trainer: Trainer, batches_for: Callable[[TrainConfig, int], Ite
     the end (with a validator). With `--minutes` the total is planned as training goes (training/budget.py).
     `batches_for(config, iteration)` gives the batches from an iteration on. Returns a summary."""
     config = trainer.config
-    budget = None
-    if config.minutes and not trainer.plan_frozen:
-        budget = BudgetPlanner(config.minutes * 60, config.iterations, config.steps, trainer.iteration)
+    budget = _budget(trainer)
     batches = batches_for(_loader_config(config, budget), trainer.iteration)
-    end = min(config.iterations, stop_at) if stop_at else config.iterations
+    end = _first_end(trainer, budget, stop_at)
     writer = SummaryWriter(str(run.folder / "logs")) if trainer.rank == 0 else None
     if writer is not None and trainer.iteration == 0:
         writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in config.to_json().items()))
@@ -75,6 +73,10 @@ def run_training(trainer: Trainer, batches_for: Callable[[TrainConfig, int], Ite
                 progress.set_postfix(loss=f"{last_loss:.4f}", p=f"{losses['p'].item():.2f}")
                 if writer is not None and iteration % config.log_image_every == 0:
                     writer.add_image("train/frames_prediction_truth", image_grid(batch, out), iteration)
+            if budget is not None:
+                end, now_final = _follow_budget(budget, trainer, end, stop_at, progress)
+                if now_final:
+                    batches = batches_for(trainer.config, trainer.iteration)  # the same samples, final curriculum
             if trainer.iteration % config.log_every == 0 or trainer.iteration == end:
                 means = averages.averages()  # every rank, at the same iterations
                 if writer is not None:
@@ -82,10 +84,6 @@ def run_training(trainer: Trainer, batches_for: Callable[[TrainConfig, int], Ite
                         writer.add_scalar(f"train/{key}", value, iteration)
                     writer.add_scalar("train/lr", trainer.scheduler.get_last_lr()[0], iteration)
             progress.update()
-            if budget is not None:
-                end, now_final = _follow_budget(budget, trainer, end, stop_at, progress)
-                if now_final:
-                    batches = batches_for(trainer.config, trainer.iteration)  # the same samples, final curriculum
             interval = trainer.config.validation_interval
             paused = stop_at is not None and end == stop_at < trainer.config.iterations  # to be resumed
             if validator is not None and ((trainer.iteration == end and not paused) or
@@ -93,7 +91,7 @@ def run_training(trainer: Trainer, batches_for: Callable[[TrainConfig, int], Ite
                 last_val = _validate(validator, trainer, run, writer, progress) or last_val
             if trainer.iteration % config.save_every == 0 and trainer.iteration < end:
                 trainer.save(run)
-            if _agreed_stop(stop.raised, trainer):
+            if _on_any_rank(trainer, stop.raised)[0]:
                 interrupted = True
                 break
         trainer.save(run, network_too=not interrupted)
@@ -106,6 +104,26 @@ def run_training(trainer: Trainer, batches_for: Callable[[TrainConfig, int], Ite
             "last_val": last_val, "best_val": trainer.best_val, "planned_iterations": trainer.config.iterations,
             "steps": list(budget.steps_for(trainer.config.iterations) if budget else trainer.config.steps),
             "plan_final_at": trainer.plan_final_at}
+
+
+def _budget(trainer: Trainer) -> Optional[BudgetPlanner]:
+    """With --minutes: the run's planner (a run resumed with its final plan follows that plan)."""
+    config = trainer.config
+    if not config.minutes:
+        return None
+    budget = BudgetPlanner(config.minutes * 60, config.iterations, config.steps, trainer.iteration)
+    if trainer.plan_frozen:
+        budget.adopt(config.iterations, trainer.plan_final_at)
+    return budget
+
+
+def _first_end(trainer: Trainer, budget: Optional[BudgetPlanner], stop_at: Optional[int]) -> int:
+    """The iteration the run ends at as it starts: `stop_at` (past -i, the schedule's last phase goes on to it)
+    or -i, or, for a budgeted run resumed past its plan with budget left, the next one (and so on)."""
+    end = stop_at or trainer.config.iterations
+    if budget is not None and trainer.iteration >= end and not budget.spent(trainer.train_seconds):
+        end = trainer.iteration + 1
+    return end
 
 
 def _validate(validator: Validator, trainer: Trainer, run: RunPaths, writer: Optional[SummaryWriter],
@@ -124,9 +142,10 @@ def _validate(validator: Validator, trainer: Trainer, run: RunPaths, writer: Opt
 
 def _follow_budget(budget: BudgetPlanner, trainer: Trainer, end: int, stop_at: Optional[int],
                    progress: tqdm) -> tuple[int, bool]:
-    """Re-plan the run's length from the time its steps took (all ranks take rank 0's plan), or end it
-    when the budget is spent first. Until the plan is final the run has no learning-rate step, as its
-    curriculum stays in its first phase. Returns the new end and whether the plan has just become final."""
+    """Re-plan the run's length from the time its steps took (all ranks take rank 0's plan); end it at the
+    budget plus its allowance if the plan is not reached by then, or go on past the plan, in the schedule's
+    last phase, while the budget is not spent. Until the plan is final the run has no learning-rate step, as
+    its curriculum stays in its first phase. Returns the new end and whether the plan has just become final."""
     before = (budget.planned, budget.frozen)
     budget.observe(trainer.iteration, trainer.train_seconds)
     if trainer.world_size > 1:
@@ -139,10 +158,19 @@ def _follow_budget(budget: BudgetPlanner, trainer: Trainer, end: int, stop_at: O
         progress.write(f"iteration {trainer.iteration}: {budget.per_iteration:.2f} s per iteration -> "
                        f"{budget.planned} iterations for {budget.seconds / 60:g} minutes"
                        f"{' (final)' if budget.frozen else ''}")
-    if _agreed_stop(budget.out_of_time(trainer.train_seconds), trainer) and trainer.iteration < end:
+    spent, out_of_time = _on_any_rank(trainer, budget.spent(trainer.train_seconds),
+                                      budget.out_of_time(trainer.train_seconds))
+    if out_of_time and trainer.iteration < end:
         progress.write(f"iteration {trainer.iteration}: the {budget.seconds / 60:g}-minute budget is spent before "
                        f"the planned {end} iterations: stopping")
         end = trainer.iteration
+    elif (not spent and trainer.iteration == end and budget.planned is not None and end >= budget.planned
+          and (stop_at is None or end < stop_at)):
+        if end == budget.planned:
+            progress.write(f"iteration {end}: the plan is reached with {budget.seconds - trainer.train_seconds:.1f} s "
+                           f"of the budget left: going on in the schedule's last phase until it is spent")
+        end += 1
+        progress.total = end
     return end, budget.frozen and not before[1]
 
 
@@ -168,10 +196,11 @@ def _rank0_plan(budget: BudgetPlanner, trainer: Trainer) -> tuple[Optional[int],
     return tuple(None if value < 0 else value for value in plan.tolist())
 
 
-def _agreed_stop(raised: bool, trainer: Trainer) -> bool:
-    """All ranks stop at the same iteration if any of them was signalled."""
+def _on_any_rank(trainer: Trainer, *flags: bool) -> tuple[bool, ...]:
+    """Each flag, true if it is true on any rank (a signal, a spent budget): all ranks then stop, or go on,
+    at the same iteration."""
     if trainer.world_size == 1:
-        return raised
-    flag = torch.tensor(float(raised), device=trainer.device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return flag.item() > 0
+        return flags
+    on_any = torch.tensor([float(flag) for flag in flags], device=trainer.device)
+    dist.all_reduce(on_any, op=dist.ReduceOp.MAX)
+    return tuple(value > 0 for value in on_any.tolist())

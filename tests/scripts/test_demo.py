@@ -22,6 +22,8 @@ def test_demo_pipeline_fills_its_folder_stopped_and_resumed(tmp_path):
              "--warmup", "1", "--curve_points", "2"]
     nothing = run_script(*flags[:3], tmp_path / "none", *flags[4:], "--resume", check=False)
     assert nothing.returncode == 2 and f"{tmp_path / 'none'}: no stopped demo run to resume" in nothing.stderr
+    at_end = run_script(*flags, "--stop_at", "2", check=False)  # not a pause: train.py would go on past -i to it
+    assert at_end.returncode == 2 and "--stop_at 2: a pause needs --iterations N" in at_end.stderr
     stopped = run_script(*flags, "--stop_at", "1", env=env)  # e.g. a job time limit
     assert "Training paused (--stop_at) at iteration 1" in stopped.stdout and not (out / "demo_summary.json").exists()
     checkpoint = next((out / "train").glob("*/*_checkpoint.pth"))

@@ -79,6 +79,16 @@ def test_resume_is_exact(data_roots, tmp_path):
     assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
 
 
+def test_stop_at_past_the_schedule_goes_on_in_its_last_phase(data_roots, tmp_path):
+    # with a fixed frame gap the samples and the learning rate past -i 4 --steps 2 are those of -i 6 --steps 2
+    longer = run_script("train.py", *_video_args(data_roots, tmp_path / "a", "-i", "6", "--steps", "2",
+                                                 "--max_jump", "5"))
+    past = run_script("train.py", *_video_args(data_roots, tmp_path / "b", "-i", "4", "--steps", "2", "--max_jump",
+                                               "5", "--stop_at", "6"))
+    assert "done at iteration 6 (6 this run)" in past.stdout
+    assert _checksums(past.stdout) == _checksums(longer.stdout)
+
+
 def test_torchrun_two_processes_stay_in_sync_and_resume(data_roots, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     base = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29741",
