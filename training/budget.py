@@ -113,7 +113,7 @@ def plan_summary(minutes: float, summary: dict, first_planned_sample: Optional[i
     repeat = f"-i {planned} --steps {' '.join(map(str, summary['steps']))}"
     repeat += f" --stop_at {reached}" if reached != planned else ""
     plan = f"planned {planned} iterations"
-    plan += f" and went on in its last phase to {reached}, the budget not spent" if reached > planned else ""
+    plan += f", reached with budget left, and went on in its last phase to {reached}" if reached > planned else ""
     unplanned_until = reached if final_at is None else final_at
     first_planned = min((i for i in (first_planned_sample, *summary["steps"]) if i is not None), default=None)
     if first_planned is None or unplanned_until <= first_planned:

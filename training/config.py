@@ -113,7 +113,8 @@ def training_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stop_at", type=int,
                         help="stop at this iteration: before -i, with a checkpoint to --resume from (e.g. to fit a "
                              "job time limit); past -i, the schedule's last phase (its last learning rate and "
-                             "curriculum phase) goes on to it, as a budgeted run with time left after its plan does")
+                             "curriculum phase) goes on to it, as a budgeted run with time left after its plan does "
+                             "(with --minutes: past the plan, while the budget lasts)")
     parser.add_argument("--val_root", type=Path,
                         help="validate on the val list of this DAVIS 2017-layout set (J&F, in-process) every "
                              "--val_every iterations and at the end; the best network is kept as <run>_best.pth")
@@ -193,12 +194,14 @@ class TrainConfig:
     literal_forward: bool = False  # every object's every convolution, as the authors' code (comparisons)
     channels_last: bool = False
 
-    @property
-    def validation_interval(self) -> int:
-        """Iterations between validations (0: only at the end)."""
+    def validates_at(self, iteration: int) -> bool:
+        """Whether a validation falls at `iteration` besides the one at the run's end: every --val_every, or
+        --val_points evenly over the planned run and none past it (a budgeted run going on past its plan
+        still validates K times, the last at its end)."""
         if self.val_points:
-            return max(1, -(-self.iterations // self.val_points))
-        return self.val_every
+            interval = max(1, -(-self.iterations // self.val_points))
+            return iteration % interval == 0 and iteration < self.iterations
+        return bool(self.val_every) and iteration % self.val_every == 0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainConfig":

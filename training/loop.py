@@ -84,10 +84,9 @@ def run_training(trainer: Trainer, batches_for: Callable[[TrainConfig, int], Ite
                         writer.add_scalar(f"train/{key}", value, iteration)
                     writer.add_scalar("train/lr", trainer.scheduler.get_last_lr()[0], iteration)
             progress.update()
-            interval = trainer.config.validation_interval
             paused = stop_at is not None and end == stop_at < trainer.config.iterations  # to be resumed
             if validator is not None and ((trainer.iteration == end and not paused) or
-                                          (interval and trainer.iteration % interval == 0)):
+                                          trainer.config.validates_at(trainer.iteration)):
                 last_val = _validate(validator, trainer, run, writer, progress) or last_val
             if trainer.iteration % config.save_every == 0 and trainer.iteration < end:
                 trainer.save(run)
@@ -119,10 +118,14 @@ def _budget(trainer: Trainer) -> Optional[BudgetPlanner]:
 
 def _first_end(trainer: Trainer, budget: Optional[BudgetPlanner], stop_at: Optional[int]) -> int:
     """The iteration the run ends at as it starts: `stop_at` (past -i, the schedule's last phase goes on to it)
-    or -i, or, for a budgeted run resumed past its plan with budget left, the next one (and so on)."""
+    or -i; a budgeted run resumed with its final plan ends at the plan (or `stop_at` before it), or, resumed
+    past its plan with budget left, goes on from the next iteration."""
     end = stop_at or trainer.config.iterations
-    if budget is not None and trainer.iteration >= end and not budget.spent(trainer.train_seconds):
-        end = trainer.iteration + 1
+    if budget is not None and budget.planned is not None:  # resumed with its final plan
+        end = min(end, budget.planned)
+        if (trainer.iteration >= end and not budget.spent(trainer.train_seconds)
+                and (stop_at is None or trainer.iteration < stop_at)):
+            end = trainer.iteration + 1
     return end
 
 

@@ -10,6 +10,7 @@ import torch.distributed as dist
 from eval_helpers import run_script
 from tqdm import tqdm
 
+from training import loop
 from training.budget import (
     FREEZE_FRACTION,
     MIN_TIMED,
@@ -20,9 +21,9 @@ from training.budget import (
     steady_seconds_per_iteration,
 )
 from training.config import TrainConfig, training_parser
-from training.data import first_planned_sample
+from training.data import build_dataset, first_planned_sample, training_loader
 from training.loop import _budget, _first_end, _follow_budget, _rank0_plan
-from training.trainer import RunPaths, Trainer
+from training.trainer import RunPaths, Trainer, parameter_checksum
 
 TWO_FRAMES = ("--sample_frames", "2")  # train.py's steps at 32x32 here: 0.28 s against 0.4 s with 3
 
@@ -120,23 +121,89 @@ def test_a_machine_faster_after_the_plan_goes_on_in_the_last_phase_until_the_bud
     assert paused.iteration == planned + 5 and paused.train_seconds < 150
 
 
-@pytest.mark.parametrize("stopped_at", [90, 105])  # before its plan's end, and past it in its last phase
-def test_a_resumed_run_with_its_final_plan_still_spends_the_budget(stopped_at):
+@pytest.mark.parametrize("stopped_at, stop_at, ends_at", [
+    (90, None, 120), (105, None, 120),  # stopped before its plan's end of 100, and past it in its last phase
+    (90, 150, 120), (90, 110, 110),  # resumed with a --stop_at past the plan: the budget or it, whichever first
+])
+def test_a_resumed_run_with_its_final_plan_still_spends_the_budget(stopped_at, stop_at, ends_at):
     # as run_training resumes a budgeted run (Ctrl-C, SIGTERM): its final plan followed, not timed again
     config = TrainConfig.from_args(training_parser().parse_args(["--stage", "3", "-i", "100", "--steps", "80",
-                                                                     "--minutes", "1"]))
+                                                                 "--minutes", "1"]))
     trainer = _FakeTrainer(config=config, iteration=stopped_at, train_seconds=stopped_at * 0.5, world_size=1,
                            plan_final_at=10, replan=lambda *_: pytest.fail("a final plan is not re-planned"))
     budget = _budget(trainer)
     assert budget.frozen and budget.planned == 100
-    end = _first_end(trainer, budget, None)
+    end = _first_end(trainer, budget, stop_at)
     with tqdm(disable=True) as progress:
         while trainer.iteration < end:
             trainer.iteration, trainer.train_seconds = trainer.iteration + 1, trainer.train_seconds + 0.5
-            end, _ = _follow_budget(budget, trainer, end, None, progress)
-    assert (trainer.iteration, trainer.train_seconds) == (120, 60.0)
+            end, _ = _follow_budget(budget, trainer, end, stop_at, progress)
+    assert (trainer.iteration, trainer.train_seconds) == (ends_at, ends_at * 0.5)
     trainer.train_seconds = 61.0  # resumed once more, the budget spent: nothing to do
     assert _first_end(trainer, budget, None) == 100 < trainer.iteration
+
+
+def test_validation_points_stay_as_many_when_a_run_goes_past_its_plan():
+    def points(iterations, end, *flags):
+        config = TrainConfig.from_args(training_parser().parse_args(["--stage", "3", "-i", str(iterations),
+                                                                     "--val_root", "val", *flags]))
+        return [i for i in range(1, end + 1) if config.validates_at(i) or i == end]
+    assert points(450, 450, "--val_points", "5") == [90, 180, 270, 360, 450]
+    assert points(450, 463, "--val_points", "5") == [90, 180, 270, 360, 463]  # went on past its plan
+    assert points(447, 440, "--val_points", "5") == [90, 180, 270, 360, 440]  # stopped short of it
+    assert points(450, 463, "--val_every", "150") == [150, 300, 450, 463]  # a fixed interval stays one
+
+
+class _SimulatedClock:
+    """training/loop.py's clock in a simulated run: a training step takes the seconds given, nothing else."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def _run_simulated(save_dir, monkeypatch, seconds_of, stop_at=None, resume=None) -> tuple[Trainer, dict]:
+    """run_training on real steps (32x32, one object pair per sample) whose seconds are `seconds_of(iteration)`."""
+    clock = _SimulatedClock()
+    monkeypatch.setattr(loop, "time", clock)
+    args = ["--stage", "3", "--synthetic", "32", "32", "6", *TWO_FRAMES, "--no_pretrained", "-b", "1",
+            "--num_workers", "0", "--lr", "1e-5", "--save_every", "100000", "--device", "cpu", "-i", "1000",
+            "--steps", "800", "--minutes", "0.75", "--save_dir", str(save_dir)]
+    config = TrainConfig.from_args(training_parser().parse_args(args))
+    trainer = Trainer(config, torch.device("cpu"))
+    run = RunPaths(resume.parent, trainer.load(resume)) if resume else RunPaths(save_dir / "run", "run")
+    real_step = trainer.step
+
+    def timed_step(batch):
+        clock.now += seconds_of(trainer.iteration)
+        return real_step(batch)
+
+    trainer.step = timed_step
+    dataset = build_dataset(config)
+    summary = loop.run_training(trainer, lambda run_config, start: iter(training_loader(dataset, run_config, start, 0,
+                                                                                        1, False)), run, stop_at)
+    return trainer, summary
+
+
+def test_run_training_goes_on_past_its_plan_and_a_resumed_run_does_the_same(tmp_path, monkeypatch):
+    # simulated time, real steps: 1.25 s each while the plan is timed, then 1 s; 45 s of budget
+    def seconds_of(iteration):
+        return 1.25 if iteration < 30 else 1.0
+    trainer, summary = _run_simulated(tmp_path / "straight", monkeypatch, seconds_of)
+    planned = summary["planned_iterations"]
+    assert summary["plan_final_at"] == STARTUP_ITERATIONS + MIN_TIMED and planned == 36  # 23 + 16.25 s / 1.25 s
+    # the plan took 43.5 s; two more steps in its last phase spend the budget
+    assert summary["iteration"] == 38 and trainer.train_seconds == 45.5
+    assert "went on in its last phase to 38" in plan_summary(0.75, summary, None)
+    # the same run paused at 30 (a job time limit) and resumed: its final plan kept, its budget spent, same weights
+    paused, _ = _run_simulated(tmp_path / "parts", monkeypatch, seconds_of, stop_at=30)
+    assert paused.iteration == 30 and paused.plan_final_at == 23
+    resumed, again = _run_simulated(tmp_path / "parts", monkeypatch, seconds_of,
+                                    resume=tmp_path / "parts" / "run" / "run_checkpoint.pth")
+    assert (again["iteration"], again["planned_iterations"], resumed.train_seconds) == (38, 36, 45.5)
+    assert parameter_checksum(resumed.network) == parameter_checksum(trainer.network)
 
 
 def test_samples_depend_on_the_plan_through_the_curriculum_only():
@@ -171,8 +238,8 @@ def test_the_recorded_plan_says_whether_it_repeats_the_run_exactly():
     assert plan_summary(3, {**run, "iteration": 190}, 20).endswith("(repeat exactly with -i 200 --steps 160 "
                                                                    "--stop_at 190)")  # stopped at the budget
     assert plan_summary(3, {**run, "iteration": 215}, 20).endswith(  # went on past the plan
-        "planned 200 iterations and went on in its last phase to 215, the budget not spent (repeat exactly with "
-        "-i 200 --steps 160 --stop_at 215)")
+        "planned 200 iterations, reached with budget left, and went on in its last phase to 215 (repeat exactly "
+        "with -i 200 --steps 160 --stop_at 215)")
     late = plan_summary(3, {**run, "plan_final_at": 25}, first_planned_sample=20)
     assert "final at iteration 25: -i 200 --steps 160 repeats the run but for the schedule of iterations 20-24" in late
     assert "schedule of iteration 20, which" in plan_summary(3, {**run, "plan_final_at": 21}, 20)
@@ -240,7 +307,7 @@ def test_train_py_spends_its_budget_and_its_recorded_plan_repeats_the_run(tmp_pa
     checkpoint = torch.load(next((tmp_path / "a").glob("*/*_checkpoint.pth")), weights_only=True)
     plans = "\n".join(re.findall(r"iteration \d+: .* s per iteration -> .*", budgeted.stdout))
     assert budget <= checkpoint["train_seconds"] <= budget * (1 + OVERRUN) + 5, plans  # one slow step over
-    found = re.search(r"planned (\d+) iterations(?: and went on [^(]*)? \(repeat exactly with -i (\d+) --steps (\d+)"
+    found = re.search(r"planned (\d+) iterations(?:, reached with [^(]*)? \(repeat exactly with -i (\d+) --steps (\d+)"
                       r"(?: --stop_at (\d+))?\)", budgeted.stdout)
     if found is None:
         assert re.search(r"planned \d+ iterations.*, final at iteration \d+: .* repeats the run but for the schedule",
