@@ -123,10 +123,16 @@ def _first_end(trainer: Trainer, budget: Optional[BudgetPlanner], stop_at: Optio
     end = stop_at or trainer.config.iterations
     if budget is not None and budget.planned is not None:  # resumed with its final plan
         end = min(end, budget.planned)
-        if (trainer.iteration >= end and not budget.spent(trainer.train_seconds)
-                and (stop_at is None or trainer.iteration < stop_at)):
+        if _goes_on(budget, trainer.iteration, budget.spent(trainer.train_seconds), stop_at):
             end = trainer.iteration + 1
     return end
+
+
+def _goes_on(budget: BudgetPlanner, iteration: int, spent: bool, stop_at: Optional[int]) -> bool:
+    """Whether a run at `iteration`, at or past its plan, takes one more step in the schedule's last phase:
+    while the budget is not spent, and up to `stop_at`."""
+    return (not spent and budget.planned is not None and iteration >= budget.planned
+            and (stop_at is None or iteration < stop_at))
 
 
 def _validate(validator: Validator, trainer: Trainer, run: RunPaths, writer: Optional[SummaryWriter],
@@ -151,7 +157,7 @@ def _follow_budget(budget: BudgetPlanner, trainer: Trainer, end: int, stop_at: O
     its curriculum stays in its first phase. Returns the new end and whether the plan has just become final."""
     before = (budget.planned, budget.frozen)
     budget.observe(trainer.iteration, trainer.train_seconds)
-    if trainer.world_size > 1:
+    if trainer.world_size > 1 and not before[1]:  # agreed final before this step: no broadcast needed
         budget.adopt(*_rank0_plan(budget, trainer))
     if (budget.planned, budget.frozen) != before:
         trainer.replan(budget.planned, budget.steps_for(budget.planned) if budget.frozen else ())
@@ -167,8 +173,7 @@ def _follow_budget(budget: BudgetPlanner, trainer: Trainer, end: int, stop_at: O
         progress.write(f"iteration {trainer.iteration}: the {budget.seconds / 60:g}-minute budget is spent before "
                        f"the planned {end} iterations: stopping")
         end = trainer.iteration
-    elif (not spent and trainer.iteration == end and budget.planned is not None and end >= budget.planned
-          and (stop_at is None or end < stop_at)):
+    elif trainer.iteration == end and _goes_on(budget, end, spent, stop_at):
         if end == budget.planned:
             progress.write(f"iteration {end}: the plan is reached with {budget.seconds - trainer.train_seconds:.1f} s "
                            f"of the budget left: going on in the schedule's last phase until it is spent")

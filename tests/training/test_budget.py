@@ -1,13 +1,16 @@
 """Training for a time budget: a slow start does not shorten training, the plan is fixed early and
 recorded, a run that reaches its plan early goes on until the budget is spent, and the recorded plan
 repeats the run exactly."""
+import os
 import re
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.distributed as dist
-from eval_helpers import run_script
+from eval_helpers import ROOT, run_script
 from tqdm import tqdm
 
 from training import loop
@@ -264,6 +267,24 @@ def _rank_plan(rank: int) -> None:
     budget.adopt(*_rank0_plan(budget, SimpleNamespace(device=torch.device("cpu"))))
     assert (budget.planned, budget.frozen, budget.frozen_at) == (200, False, None)
     dist.destroy_process_group()
+
+
+def test_torchrun_ranks_plan_go_on_and_stop_together(tmp_path):
+    # two processes of train.py on a 24-s budget: one plan, the same last iteration, the same weights, no hang
+    budget = 24.0
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29812",
+               str(ROOT / "train.py"), "--stage", "3", "--synthetic", "32", "32", "6", *TWO_FRAMES, "--no_pretrained",
+               "-b", "2", "--num_workers", "0", "--save_every", "100000", "--device", "cpu", "-i", "1000", "--steps",
+               "800", "--minutes", str(budget / 60), "--save_dir", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    sums = re.findall(r"rank \d: parameter checksum (\S+)", result.stdout)
+    assert len(sums) == 2 and sums[0] == sums[1], result.stdout
+    finals = set(re.findall(r"-> (\d+) iterations for .* \(final\)", result.stdout))
+    assert len(finals) == 1, result.stdout  # both ranks follow rank 0's plan
+    checkpoint = torch.load(next(tmp_path.glob("*/*_checkpoint.pth")), weights_only=True)
+    assert budget <= checkpoint["train_seconds"] <= budget * (1 + OVERRUN) + 5
 
 
 def test_the_plan_is_final_before_the_curriculum_and_lr_steps_need_it():
