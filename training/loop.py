@@ -90,7 +90,7 @@ def run_training(trainer: Trainer, batches_for: Callable[[TrainConfig, int], Ite
                 last_val = _validate(validator, trainer, run, writer, progress) or last_val
             if trainer.iteration % config.save_every == 0 and trainer.iteration < end:
                 trainer.save(run)
-            if _on_any_rank(trainer, stop.raised)[0]:
+            if _on_any_rank(trainer, stop.raised):
                 interrupted = True
                 break
         trainer.save(run, network_too=not interrupted)
@@ -167,8 +167,8 @@ def _follow_budget(budget: BudgetPlanner, trainer: Trainer, end: int, stop_at: O
         progress.write(f"iteration {trainer.iteration}: {budget.per_iteration:.2f} s per iteration -> "
                        f"{budget.planned} iterations for {budget.seconds / 60:g} minutes"
                        f"{' (final)' if budget.frozen else ''}")
-    spent, out_of_time = _on_any_rank(trainer, budget.spent(trainer.train_seconds),
-                                      budget.out_of_time(trainer.train_seconds))
+    spent, out_of_time = (value > 0 for value in _from_rank0(trainer, budget.spent(trainer.train_seconds),
+                                                             budget.out_of_time(trainer.train_seconds)))
     if out_of_time and trainer.iteration < end:
         progress.write(f"iteration {trainer.iteration}: the {budget.seconds / 60:g}-minute budget is spent before "
                        f"the planned {end} iterations: stopping")
@@ -198,17 +198,24 @@ def _loader_config(config: TrainConfig, budget: Optional[BudgetPlanner]) -> Trai
 def _rank0_plan(budget: BudgetPlanner, trainer: Trainer) -> tuple[Optional[int], Optional[int]]:
     """Rank 0's planned total and the iteration it became final at (ranks time their steps differently;
     they must agree on the total, and rebuild their loaders at the same iteration)."""
-    plan = torch.tensor([-1 if value is None else value for value in (budget.planned, budget.frozen_at)],
-                        device=trainer.device)
-    dist.broadcast(plan, src=0)
-    return tuple(None if value < 0 else value for value in plan.tolist())
+    plan = _from_rank0(trainer, *(-1 if value is None else value for value in (budget.planned, budget.frozen_at)))
+    return tuple(None if value < 0 else int(value) for value in plan)
 
 
-def _on_any_rank(trainer: Trainer, *flags: bool) -> tuple[bool, ...]:
-    """Each flag, true if it is true on any rank (a signal, a spent budget): all ranks then stop, or go on,
-    at the same iteration."""
+def _from_rank0(trainer: Trainer, *values: float) -> tuple[float, ...]:
+    """Rank 0's values on every rank: the budget is kept by rank 0's clock (the one its checkpoint records;
+    a rank waiting in DDP's all-reduce for rank 0's logging times more), as its plan is."""
     if trainer.world_size == 1:
-        return flags
-    on_any = torch.tensor([float(flag) for flag in flags], device=trainer.device)
+        return values
+    on_rank0 = torch.tensor(values, dtype=torch.float64, device=trainer.device)
+    dist.broadcast(on_rank0, src=0)
+    return tuple(on_rank0.tolist())
+
+
+def _on_any_rank(trainer: Trainer, flag: bool) -> bool:
+    """True if `flag` is true on any rank (a signal): all ranks then stop at the same iteration."""
+    if trainer.world_size == 1:
+        return flag
+    on_any = torch.tensor(float(flag), device=trainer.device)
     dist.all_reduce(on_any, op=dist.ReduceOp.MAX)
-    return tuple(value > 0 for value in on_any.tolist())
+    return on_any.item() > 0

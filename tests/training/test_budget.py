@@ -264,7 +264,7 @@ def _rank_plan(rank: int) -> None:
     budget = BudgetPlanner(60.0, shape_iterations=1000, shape_steps=(800,))
     # rank 1 timed its steps faster and fixed its own plan; rank 0's is not final yet
     budget.planned, budget.frozen_at = (200, None) if rank == 0 else (300, 30)
-    budget.adopt(*_rank0_plan(budget, SimpleNamespace(device=torch.device("cpu"))))
+    budget.adopt(*_rank0_plan(budget, SimpleNamespace(device=torch.device("cpu"), world_size=2)))
     assert (budget.planned, budget.frozen, budget.frozen_at) == (200, False, None)
     dist.destroy_process_group()
 
