@@ -1,7 +1,9 @@
-"""Parity with the authors' implementation: its deterministic weights and its reference clip."""
-import importlib.util
+"""Parity with the authors' implementation: deterministic weights both implementations can build, and
+the reference clip their code segmented with them (the data lives in the project's `reference/`)."""
+import math
+import zlib
 from pathlib import Path
-from typing import Callable
+from typing import Mapping, Sequence, Union
 
 import numpy as np
 import torch
@@ -10,24 +12,42 @@ from inference.core import InferenceCore, MemorySchedule
 from model.network import STCN
 from util.preprocess import normalise
 
-DEFAULT_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+DEFAULT_REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 
 
-def deterministic_weights_fn(reference_dir: Path = DEFAULT_REFERENCE) -> Callable[[dict], dict]:
-    """`deterministic_state_dict` from the reference's detweights.py."""
-    path = Path(reference_dir) / "detweights.py"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: reference weights generator not found")
-    spec = importlib.util.spec_from_file_location("detweights", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.deterministic_state_dict
+def deterministic_tensor(name: str, shape: Sequence[int]) -> torch.Tensor:
+    """The tensor the reference fixtures were made with for state-dict entry `name`: drawn from a generator
+    seeded by the CRC32 of the name, scaled so that activations stay in a useful range."""
+    shape = tuple(shape)
+    if name.endswith("num_batches_tracked"):
+        return torch.zeros((), dtype=torch.long)
+    generator = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    if name.endswith("running_mean"):
+        return 0.1 * torch.randn(shape, generator=generator)
+    if name.endswith("running_var"):
+        return 0.5 + torch.rand(shape, generator=generator)
+    if len(shape) == 1:
+        if name.endswith("bias"):
+            return 0.02 * torch.randn(shape, generator=generator)
+        # BatchNorm scale; the last BatchNorm of each residual branch is damped
+        ends_branch = name.endswith("bn3.weight") or ("value_encoder" in name and name.endswith("bn2.weight"))
+        return (0.25 if ends_branch else 1.0) * (1 + 0.1 * torch.randn(shape, generator=generator))
+    gain = math.sqrt(2.0) if len(shape) == 4 else 1.0
+    if name.startswith("key_proj"):
+        gain *= 0.1  # small keys: the reference's top-k softmax exponentiates raw affinities
+    return gain / math.sqrt(math.prod(shape[1:])) * torch.randn(shape, generator=generator)
 
 
-def deterministic_stcn(reference_dir: Path = DEFAULT_REFERENCE) -> STCN:
-    """The multi-object network holding the reference's deterministic weights, in eval mode."""
+def deterministic_state_dict(layout: Mapping[str, Union[torch.Tensor, Sequence[int]]]) -> dict[str, torch.Tensor]:
+    """Deterministic weights for every entry of `layout` (a state dict, or names mapped to shapes)."""
+    return {name: deterministic_tensor(name, value.shape if torch.is_tensor(value) else value)
+            for name, value in layout.items()}
+
+
+def deterministic_stcn() -> STCN:
+    """The multi-object network holding the deterministic weights, in eval mode."""
     net = STCN()
-    net.load_state_dict(deterministic_weights_fn(reference_dir)(net.state_dict()), strict=True)
+    net.load_state_dict(deterministic_state_dict(net.state_dict()), strict=True)
     return net.eval()
 
 

@@ -65,7 +65,7 @@ PLAN_SHAPE = 1000  # with a budget: the schedule's shape (-i 1000 --steps 800), 
 def parity_step(reference_dir: Path) -> dict:
     """Segment the reference clip with the reference weights; return the agreement numbers."""
     start = time.perf_counter()
-    net = deterministic_stcn(reference_dir)
+    net = deterministic_stcn()
     agreement = segment_reference_clip(net, reference_dir)
     agreement["seconds"] = time.perf_counter() - start
     return agreement
@@ -375,7 +375,7 @@ def _blend(image: np.ndarray, labels: np.ndarray, palette: np.ndarray) -> np.nda
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE,
-                        help="folder of the reference fixtures (default: ../shared/reference)")
+                        help="folder of the reference fixtures (default: the project's reference/)")
     parser.add_argument("--skip_parity", action="store_true", help="skip step 1")
     parser.add_argument("--out", type=Path, default=ROOT / "demo_output", help="the demo folder (replaced)")
     parser.add_argument("--minutes", type=float, default=float(os.environ.get("DEMO_MINUTES", DEFAULT_MINUTES)),

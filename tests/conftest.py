@@ -5,41 +5,37 @@ import pytest
 import torch
 
 from dataset.synthetic_layouts import SyntheticSpec, write_layout
+from inference.reference import DEFAULT_REFERENCE
+from inference.reference import deterministic_state_dict as make_deterministic_state_dict
 from inference.reference import deterministic_stcn as build_deterministic_stcn
-from inference.reference import deterministic_weights_fn
-
-ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "reference"
 
 torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    """The reference fixtures produced by the authors' implementation (../shared/reference)."""
-    if not REFERENCE.is_dir():
-        pytest.fail(f"reference data not found at {REFERENCE}: clone the project beside shared/")
-    return REFERENCE
+    """The reference fixtures produced by the authors' implementation (the project's reference/)."""
+    return DEFAULT_REFERENCE
 
 
 @pytest.fixture(scope="session")
-def deterministic_stcn(reference_dir):
+def deterministic_stcn():
     """The multi-object network with the deterministic reference weights, in eval mode."""
-    return build_deterministic_stcn(reference_dir)
+    return build_deterministic_stcn()
 
 
 @pytest.fixture(scope="session")
-def deterministic_state_dict(reference_dir):
-    """`deterministic_state_dict(reference)` of the reference's detweights.py."""
-    return deterministic_weights_fn(reference_dir)
+def deterministic_state_dict():
+    """`deterministic_state_dict(layout)`: the weights the reference fixtures were made with."""
+    return make_deterministic_state_dict
 
 
 # Generated datasets and saved weights shared by the tests that run the entry scripts.
 @pytest.fixture(scope="session")
-def weights(tmp_path_factory, reference_dir):
+def weights(tmp_path_factory):
     """The deterministic reference weights saved as a released-layout checkpoint."""
     path = tmp_path_factory.mktemp("weights") / "stcn.pth"
-    torch.save(build_deterministic_stcn(reference_dir).state_dict(), path)
+    torch.save(build_deterministic_stcn().state_dict(), path)
     return path
 
 

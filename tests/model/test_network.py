@@ -58,7 +58,7 @@ def test_bootstrapped_loss_matches_reference(train_pass, iteration):
 
 def test_shared_frame_terms_keep_the_training_pass_and_its_gradients(reference_dir):
     """Batch 2, two objects: sharing the frame-only convolutions per frame changes rounding only."""
-    net = build_deterministic_stcn(reference_dir)
+    net = build_deterministic_stcn()
     data = {k: torch.from_numpy(v) for k, v in np.load(reference_dir / "train_forward.npz").items()}
     first_masks = torch.cat([data["gt"][:, 0], data["sec_gt"][:, 0]], dim=1)
     results = {}
