@@ -3,8 +3,9 @@ output sinks, time. One loop serves DAVIS, YouTubeVOS, generic folders and video
 or several under torchrun (videos split between them)."""
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional, TypeVar
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from util.distributed import autocast, barrier, init_distributed, rank_and_world
 from util.fileio import InputError, atomic_dir
 from util.imageio import DAVIS_PALETTE, read_indexed_png
 from util.preprocess import normalise
+
+T = TypeVar("T")
+_END = object()
 
 
 def _palette_of(video: Video) -> list[int]:
@@ -62,6 +66,44 @@ def _segment_frame(core: InferenceCore, image: np.ndarray, mask: Optional[np.nda
     return prob.flip(-1) if options.flip else prob
 
 
+@dataclass
+class SegmentedFrame:
+    """One segmented frame: probabilities (K+1, H, W) and labels (H, W) at its stored size, the objects
+    known so far (the labels of the probabilities' channels 1..K), and the seconds its segmentation took."""
+
+    index: int
+    image: np.ndarray
+    prob: torch.Tensor
+    object_ids: list[int]
+    labels: np.ndarray
+    seconds: float
+
+
+def _with_last(items: Iterator[T]) -> Iterator[tuple[T, bool]]:
+    """(item, whether it is the last one), looking one item ahead."""
+    iterator = iter(items)
+    current = next(iterator, _END)
+    while current is not _END:
+        following = next(iterator, _END)
+        yield current, following is _END
+        current = following
+
+
+def propagate(network: MemoryNetwork, frames: Iterator[tuple[int, np.ndarray, Optional[np.ndarray]]],
+              schedule: MemorySchedule, options: RunOptions = RunOptions()) -> Iterator[SegmentedFrame]:
+    """Segment (index, RGB image, mask or None) in increasing index order, read in the background; frames
+    left out of `frames` are skipped, and the last one is not memorised. Every caller goes this way."""
+    core = InferenceCore(network, schedule, options.exact_decode)
+    for (index, image, mask), is_last in _with_last(read_ahead(frames)):
+        while core.frame_index < index - 1:
+            core.skip()
+        synchronise(options.device)
+        start = time.perf_counter()
+        prob = _segment_frame(core, image, mask, is_last, options)
+        labels = labels_of(prob, core.object_ids)
+        yield SegmentedFrame(index, image, prob, list(core.object_ids), labels, time.perf_counter() - start)
+
+
 def segment_video(network: MemoryNetwork, video: Video, schedule: MemorySchedule, out_dir: Path,
                   options: RunOptions = RunOptions(), scores_dir: Optional[Path] = None) -> VideoTiming:
     """Segment one video: `out_dir/<video>/<frame>.png`, an overlay video if asked, and the frames'
@@ -69,9 +111,7 @@ def segment_video(network: MemoryNetwork, video: Video, schedule: MemorySchedule
     plan = plan_frames(video.annotated(), [f.required for f in video.frames], schedule)
     if not any(plan):
         raise InputError(f"video {video.name}: no annotated frame to start from")
-    last_planned = max(i for i, p in enumerate(plan) if p)
     palette = _palette_of(video)
-    core = InferenceCore(network, schedule, options.exact_decode)
     frames_done, seconds = 0, 0.0
     with ExitStack() as stack:
         file_sinks = [MaskFolder(stack.enter_context(atomic_dir(out_dir / video.name)), palette)]
@@ -81,24 +121,18 @@ def segment_video(network: MemoryNetwork, video: Video, schedule: MemorySchedule
         if options.overlay:
             sinks.append(stack.enter_context(OverlayWriter(out_dir / f"{video.name}_overlay.mp4", video, palette)))
         progress = stack.enter_context(tqdm(total=sum(plan), desc=video.name, unit="frame", leave=False))
-        for index, image, mask in read_ahead(iterate_frames(video, plan)):
-            while core.frame_index < index - 1:
-                core.skip()
-            synchronise(options.device)
-            start = time.perf_counter()
-            prob = _segment_frame(core, image, mask, index == last_planned, options)
-            labels = labels_of(prob, core.object_ids)
-            seconds += time.perf_counter() - start
+        for done in propagate(network, iterate_frames(video, plan), schedule, options):
+            seconds += done.seconds
             frames_done += 1
             for sink in sinks:
-                sink.add(video.frames[index], image, prob, core.object_ids, labels)
+                sink.add(video.frames[done.index], done.image, done.prob, done.object_ids, done.labels)
             progress.update()
         # Frames asked for before the first annotation have no object yet (only with --output_all).
-        background = torch.ones(1, *labels.shape)
+        background = torch.ones(1, *done.labels.shape)
         for frame, planned in zip(video.frames, plan):
             if frame.required and not planned:
                 for sink in file_sinks:
-                    sink.add(frame, None, background, [], np.zeros(labels.shape, np.uint8))
+                    sink.add(frame, None, background, [], np.zeros(done.labels.shape, np.uint8))
     return VideoTiming(video.name, frames_done, seconds)
 
 

@@ -148,7 +148,7 @@ def video_file(path: Path, first_mask: Path) -> Video:
 
 def iterate_frames(video: Video, plan: list[bool]) -> Iterator[tuple[int, np.ndarray, Optional[np.ndarray]]]:
     """Yield (index, RGB image, mask or None) for the planned frames, checking mask and image sizes."""
-    reader = _video_reader(video.video_file) if video.video_file else None
+    reader = video_frames(video.video_file) if video.video_file else None
     for index, (frame, wanted) in enumerate(zip(video.frames, plan)):
         image = next(reader, None) if reader else None
         if reader and image is None:
@@ -167,7 +167,7 @@ def iterate_frames(video: Video, plan: list[bool]) -> Iterator[tuple[int, np.nda
         yield index, image, mask
 
 
-def _video_reader(path: Path) -> Iterator[np.ndarray]:
+def video_frames(path: Path) -> Iterator[np.ndarray]:
     """Frames of a video file as RGB arrays, decoded one at a time."""
     capture = cv2.VideoCapture(str(path))
     try:
