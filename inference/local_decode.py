@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from model.network import KeyFeatures, MemoryNetwork
 
 STRIDE = 16  # the memory's cells, in pixels
-MARGIN = 2  # cells added around an object's cells (chosen from measurements: README)
+MARGIN = 2  # cells added around an object's cells (see docs/speed.md, object-local decoding)
 PRESENCE = 0.1  # an object may be in a cell where its read-out or previous mask reaches this
-BACKGROUND_LOGIT = -20.0  # sigmoid 2e-9: where the decoder, far from its object, is as certain (see README)
+BACKGROUND_LOGIT = -20.0  # sigmoid 2e-9: where the decoder, far from its object, is as certain (see docs/speed.md)
 # An object above this outside its box in an audit is decoded whole until the next one: there it would take
 # pixels from the background (0.1 failed a trained network on faint spots that never change a label)
 BORDER_PROB = 0.5

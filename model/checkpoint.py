@@ -203,7 +203,7 @@ def save_weights(model: nn.Module, path: Union[str, Path], card: Optional[dict[s
 
 def prepare_for_inference(network: MemoryNetwork, device: torch.device) -> MemoryNetwork:
     """An evaluation copy of a network (the given one is left as it is): eval mode, BatchNorm folded into
-    the convolutions, weights channels-last (faster convolutions here; see README)."""
+    the convolutions, weights channels-last (faster convolutions here; docs/speed.md)."""
     return fold_batchnorm(copy.deepcopy(network).eval()).to(device, memory_format=torch.channels_last)
 
 

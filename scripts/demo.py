@@ -15,7 +15,7 @@ masks/ (the trained network's masks, submission.zip, timing.json, J&F CSVs), unt
 overlay.gif, learning_curve.png, demo_summary.json.
 
   python scripts/demo.py --out demo_2h --iterations 2800 --curve_points 12
-      # the README's 2-hour recipe (2 h of training at 2.5 s per iteration; J&F 0.813 ± 0.040 over 3 seeds)
+      # the 2-hour recipe of docs/results.md (2 h of training at 2.5 s per iteration)
   python scripts/demo.py --out demo_2h --iterations 2800 --curve_points 12 --stop_at 1400   # a long run in two
   python scripts/demo.py --out demo_2h --iterations 2800 --curve_points 12 --resume          # parts (or Ctrl-C)
 """
@@ -390,9 +390,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                         help="train.py's seed: the network's initialisation and training samples (the validation "
                              "videos stay the same); repeat with other seeds to see the spread")
     add_recipe_args(parser)
-    # twice the paper's rate: ahead at 140 iterations on each of 3 seeds, level at 175 (README: "Spread over seeds");
-    # batch 2: about twice the iterations in the budget, never behind batch 4 on 3 seeds (README: "make demo over
-    # three seeds"); scripts/ablation_table.py keeps 1e-4 and batch 4, as its table was measured
+    # twice the paper's rate (docs/learning.md, "Spread over seeds"); batch 2: about twice the iterations in
+    # the budget; scripts/ablation_table.py keeps 1e-4 and batch 4, as its table was measured
     parser.set_defaults(lr=DEMO_LR, batch=DEMO_BATCH)
     recipe = parser.add_argument_group("learning curve")
     recipe.add_argument("--curve_points", type=int, default=5,

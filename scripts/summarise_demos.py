@@ -1,8 +1,8 @@
 """The spread of several `scripts/demo.py` runs, one per seed: each run's J&F beside copy-first, the mean ±
 sample standard deviation over the runs, the seconds per training iteration, and the mean learning curve.
 
-One run says little (two single runs differ by about 0.04 J&F here), so the README's demo numbers come from
-three seeds:
+One run says little (two single runs differ by about 0.04 J&F here), so docs/results.md reports demo numbers
+over seeds:
 
   python scripts/demo.py --out demo_s14159265                 # train.py's default seed
   python scripts/demo.py --out demo_s1 --seed 1 --iterations 212   # the first run's count, repeated exactly

@@ -84,7 +84,7 @@ def training_parser() -> argparse.ArgumentParser:
     parser.add_argument("--davis_root", type=Path, default=Path("../DAVIS"))
     parser.add_argument("--yv_subset", type=Path,
                         help="train on the YouTubeVOS videos this file names, one per line (the authors train on "
-                             "a filtered list; see README); default: every video of train_480p")
+                             "a filtered list; see docs/usage.md); default: every video of train_480p")
     parser.add_argument("--crop_size", type=int, default=384)
     parser.add_argument("--num_workers", type=int, default=8, help="data loader processes per GPU/process")
     parser.add_argument("--save_dir", type=Path, default=Path("saves"))
@@ -102,7 +102,7 @@ def training_parser() -> argparse.ArgumentParser:
                              "a sample lacks, as the authors' code does (slower, same losses up to float rounding; "
                              "for comparisons)")
     parser.add_argument("--channels_last", action="store_true",
-                        help="train in channels-last memory format (slower on the CPU here; see README)")
+                        help="train in channels-last memory format (slower on the CPU here; docs/speed.md)")
     parser.add_argument("--debug", action="store_true", help="log every iteration and images every 10")
     parser.add_argument("--max_nonfinite", type=int, default=10, help="stop after this many non-finite losses in a row")
     parser.add_argument("--minutes", type=float,
