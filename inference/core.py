@@ -157,7 +157,8 @@ class InferenceCore:
         new_ids = [int(i) for i in (new_object_ids or labels.unique().tolist()) if int(i) != 0]
         known = [i for i in new_ids if i in self.object_ids]
         if known:
-            raise ValueError(f"objects {known} were already given at an earlier frame")
+            raise ValueError(f"frame {self.frame_index}: objects {known} were already given at an earlier frame (a "
+                             "later mask holds only the objects that first appear there)")
         if not new_ids:
             return prob
         one_hot = torch.stack([labels == i for i in new_ids]).float()  # K_new, H, W

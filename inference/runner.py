@@ -2,10 +2,10 @@
 output sinks, time. One loop serves DAVIS, YouTubeVOS, generic folders and video files, one process
 or several under torchrun (videos split between them)."""
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, TypeVar
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -25,9 +25,6 @@ from util.distributed import autocast, barrier, init_distributed, rank_and_world
 from util.fileio import InputError, atomic_dir
 from util.imageio import DAVIS_PALETTE, read_indexed_png
 from util.preprocess import normalise
-
-T = TypeVar("T")
-_END = object()
 
 
 def _palette_of(video: Video) -> list[int]:
@@ -79,29 +76,21 @@ class SegmentedFrame:
     seconds: float
 
 
-def _with_last(items: Iterator[T]) -> Iterator[tuple[T, bool]]:
-    """(item, whether it is the last one), looking one item ahead."""
-    iterator = iter(items)
-    current = next(iterator, _END)
-    while current is not _END:
-        following = next(iterator, _END)
-        yield current, following is _END
-        current = following
-
-
 def propagate(network: MemoryNetwork, frames: Iterator[tuple[int, np.ndarray, Optional[np.ndarray]]],
-              schedule: MemorySchedule, options: RunOptions = RunOptions()) -> Iterator[SegmentedFrame]:
+              schedule: MemorySchedule, options: RunOptions = RunOptions(),
+              last_index: Optional[int] = None) -> Iterator[SegmentedFrame]:
     """Segment (index, RGB image, mask or None) in increasing index order, read in the background; frames
-    left out of `frames` are skipped, and the last one is not memorised. Every caller goes this way."""
+    left out of `frames` are skipped. Frame `last_index` (when known) is not memorised: nothing needs it."""
     core = InferenceCore(network, schedule, options.exact_decode)
-    for (index, image, mask), is_last in _with_last(read_ahead(frames)):
-        while core.frame_index < index - 1:
-            core.skip()
-        synchronise(options.device)
-        start = time.perf_counter()
-        prob = _segment_frame(core, image, mask, is_last, options)
-        labels = labels_of(prob, core.object_ids)
-        yield SegmentedFrame(index, image, prob, list(core.object_ids), labels, time.perf_counter() - start)
+    with closing(read_ahead(frames)) as ahead:
+        for index, image, mask in ahead:
+            while core.frame_index < index - 1:
+                core.skip()
+            synchronise(options.device)
+            start = time.perf_counter()
+            prob = _segment_frame(core, image, mask, index == last_index, options)
+            labels = labels_of(prob, core.object_ids)
+            yield SegmentedFrame(index, image, prob, list(core.object_ids), labels, time.perf_counter() - start)
 
 
 def segment_video(network: MemoryNetwork, video: Video, schedule: MemorySchedule, out_dir: Path,
@@ -111,6 +100,7 @@ def segment_video(network: MemoryNetwork, video: Video, schedule: MemorySchedule
     plan = plan_frames(video.annotated(), [f.required for f in video.frames], schedule)
     if not any(plan):
         raise InputError(f"video {video.name}: no annotated frame to start from")
+    last_planned = max(i for i, p in enumerate(plan) if p)
     palette = _palette_of(video)
     frames_done, seconds = 0, 0.0
     with ExitStack() as stack:
@@ -121,7 +111,9 @@ def segment_video(network: MemoryNetwork, video: Video, schedule: MemorySchedule
         if options.overlay:
             sinks.append(stack.enter_context(OverlayWriter(out_dir / f"{video.name}_overlay.mp4", video, palette)))
         progress = stack.enter_context(tqdm(total=sum(plan), desc=video.name, unit="frame", leave=False))
-        for done in propagate(network, iterate_frames(video, plan), schedule, options):
+        segmented = stack.enter_context(closing(
+            propagate(network, iterate_frames(video, plan), schedule, options, last_planned)))
+        for done in segmented:
             seconds += done.seconds
             frames_done += 1
             for sink in sinks:

@@ -133,13 +133,19 @@ def folder_videos(root: Path) -> list[Video]:
     return videos
 
 
-def video_file(path: Path, first_mask: Path) -> Video:
-    """A video file (read with OpenCV) with the mask of its first frame."""
+def video_length(path: Path) -> int:
+    """The number of frames of a video file; an InputError if OpenCV cannot read it."""
     capture = cv2.VideoCapture(str(path))
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
     capture.release()
     if count <= 0:
         raise InputError(f"{path}: cannot read the video (missing, empty or unsupported)")
+    return count
+
+
+def video_file(path: Path, first_mask: Path) -> Video:
+    """A video file (read with OpenCV) with the mask of its first frame."""
+    count = video_length(path)
     if not first_mask.is_file():
         raise InputError(f"{first_mask}: first-frame mask not found")
     frames = [FrameInfo(f"{i:05d}") for i in range(count)]
@@ -161,10 +167,16 @@ def iterate_frames(video: Video, plan: list[bool]) -> Iterator[tuple[int, np.nda
         mask = None
         if mask_path is not None:
             mask = read_mask(mask_path, video.merge_labels)
-            if mask.shape != image.shape[:2]:
-                raise InputError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its frame "
-                                 f"is {image.shape[1]}x{image.shape[0]}")
+            if (problem := mask_size_problem(mask, image)) is not None:
+                raise InputError(f"{mask_path}: {problem}")
         yield index, image, mask
+
+
+def mask_size_problem(mask: np.ndarray, image: np.ndarray) -> Optional[str]:
+    """What is wrong if a mask and its frame differ in size, else None."""
+    if mask.shape == image.shape[:2]:
+        return None
+    return f"mask is {mask.shape[1]}x{mask.shape[0]} but its frame is {image.shape[1]}x{image.shape[0]}"
 
 
 def video_frames(path: Path) -> Iterator[np.ndarray]:

@@ -1,8 +1,8 @@
 """Download the authors' released weights and the datasets, into the layout the scripts read by default.
 
 Names: weights (-> --weights_dir), static, davis2016, davis2017, youtube2018, youtube2019, bl30k (-> under
---root), all (every name but bl30k, 700 GB). Each dataset's licence is shown and must be accepted first
-(or --yes). Downloads resume from their .part file, are checked against the catalogue's size and checksum
+--root), all (every name but bl30k, which is 700 GB). Each dataset's licence is shown and must be accepted
+first (or --yes). Downloads resume from their .part file, are checked against the catalogue's size and checksum
 where it has them, and archives are unpacked beside their place and renamed into it; --list shows sizes.
 Example: python scripts/download.py weights davis2017 youtube2019
 """

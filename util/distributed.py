@@ -17,14 +17,16 @@ def local_rank() -> int:
 
 
 def pick_device(choice: str = "auto") -> torch.device:
-    """`auto` takes this process's GPU when there is one (LOCAL_RANK under torchrun), else the CPU."""
+    """`auto` takes this process's GPU when there is one, else the CPU; `cuda` this process's GPU (LOCAL_RANK
+    under torchrun), `cuda:N` GPU N."""
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda":
+    device = torch.device(choice)
+    if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda was asked for but no CUDA device is available")
-        return torch.device("cuda", local_rank())
-    return torch.device(choice)
+            raise RuntimeError(f"device {choice} was asked for but no CUDA device is available")
+        return device if device.index is not None else torch.device("cuda", local_rank())
+    return device
 
 
 def init_distributed(device: torch.device) -> bool:

@@ -11,6 +11,7 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import tarfile
 import tempfile
 import urllib.error
@@ -191,12 +192,20 @@ def _checksum_problem(path: Path, checksum: str) -> str:
     return "" if actual == expected.lower() else f"{algorithm} {actual} differs from the catalogue's {expected}"
 
 
+def _html_problem(path: Path) -> str:
+    """A web page saved in place of the file (a quota, sign-in or error page), else ""."""
+    with open(path, "rb") as handle:
+        head = handle.read(512).lstrip().lower()
+    return "an HTML page instead of the file (a quota or sign-in page?)" if head.startswith(
+        (b"<!doctype html", b"<html")) else ""
+
+
 def verify(path: Path, remote: RemoteFile) -> None:
-    """Check a downloaded file against the catalogue's size and checksum; a mismatching file is deleted and
-    refused, so that no wrong bytes stay under any name."""
+    """Check a downloaded file against the catalogue's size and checksum, and that it is not a web page; a
+    mismatching file is deleted and refused, so that no wrong bytes stay under any name."""
     size = path.stat().st_size
     problem = (f"{size} bytes instead of the catalogue's {remote.size}" if remote.size not in (None, size)
-               else _checksum_problem(path, remote.checksum))
+               else _html_problem(path) or _checksum_problem(path, remote.checksum))
     if problem:
         path.unlink()
         raise InputError(f"{remote.url}: {problem}; the downloaded file was removed")
@@ -221,6 +230,20 @@ def download_file(remote: RemoteFile, target: Path) -> Path:
 
 # --- unpacking -------------------------------------------------------------------------------------------
 
+def _extract_tar(tarred: tarfile.TarFile, folder: Path) -> None:
+    """Extract with the standard library's "data" filter (no paths outside `folder`, no devices); Pythons
+    before 3.10.12 lack it, and there every member's path is checked here instead."""
+    if hasattr(tarfile, "data_filter"):
+        tarred.extractall(folder, filter="data")
+        return
+    inside = folder.resolve()
+    for member in tarred.getmembers():
+        target = (folder / member.name).resolve()
+        if inside not in (target, *target.parents) or not (member.isfile() or member.isdir()):
+            raise tarfile.TarError(f"{member.name}: outside the archive's folder, a link or a device")
+    tarred.extractall(folder)
+
+
 def _unpack(archive: Path, folder: Path) -> None:
     """Extract a zip or tar archive into `folder`; a damaged archive is deleted and refused."""
     try:
@@ -229,7 +252,7 @@ def _unpack(archive: Path, folder: Path) -> None:
                 zipped.extractall(folder)
         else:
             with tarfile.open(archive) as tarred:
-                tarred.extractall(folder, filter="data")
+                _extract_tar(tarred, folder)
     except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError) as error:
         archive.unlink()
         raise InputError(f"{archive}: not a readable archive ({_describe(error)}); it was removed, "
@@ -258,7 +281,11 @@ def _move(source: Path, target: Path) -> None:
 
 def extract_archive(archive: Path, folder: Path, rename: dict[str, str]) -> list[Path]:
     """Unpack `archive` into a temporary folder inside `folder`, then rename each top-level entry (renamed
-    as `rename` says) into `folder`; returns the placed paths. A failure leaves nothing in `folder`."""
+    as `rename` says) into `folder`; returns the placed paths. A failure leaves nothing in `folder`, and
+    the temporary folder of a run killed while unpacking is removed by the next."""
+    for stale in folder.glob(f".{escape(archive.name)}.*"):
+        if stale.is_dir():
+            shutil.rmtree(stale)
     with tempfile.TemporaryDirectory(dir=folder, prefix=f".{archive.name}.") as temporary:
         _unpack(archive, Path(temporary))
         moves = [(entry, folder / rename.get(entry.name, entry.name))
@@ -292,7 +319,7 @@ def fetch_dataset(dataset: Dataset, base: Path) -> None:
     for remote in dataset.files:
         folder = base / remote.into
         if _is_done(remote, folder):
-            print(f"{folder / remote.name}: done before, skipped")
+            print(f"{remote.name}: in {folder} from an earlier run, skipped")
             continue
         print(f"{dataset.name}: {remote.name} from {remote.url}")
         downloaded = download_file(remote, folder / remote.name)
@@ -367,7 +394,7 @@ def _report(dataset: Dataset, base: Path, root: Path, weights_dir: Path) -> None
     for expected in dataset.expects:
         if not (base / expected).exists():
             print(f"note: {base / expected} not found, though the project reads it; look at what "
-                  f"{dataset.name} unpacked under {base} (README, Training data)")
+                  f"{dataset.name} unpacked under {base} (docs/usage.md, Training data)")
     for step in dataset.next_steps:
         print(f"next: {step.format(root=root, weights=weights_dir)}")
 

@@ -73,6 +73,7 @@ def test_the_readme_snippet_runs_as_written_and_gives_eval_davis_masks(tmp_path,
 def test_load_prepares_the_network_for_inference(weights):
     net = stcn.load(weights)  # device None: the CPU here
     assert net.device == torch.device("cpu")
+    assert stcn.load(weights, torch.device("cpu")).device == stcn.load(weights, "cpu").device == net.device
     assert not net.network.training
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.network.modules())  # folded
 
@@ -122,27 +123,64 @@ def test_settings_keep_the_evaluation_defaults_and_change_the_result(net, clip):
     assert all(lab.shape == clip["first_mask"].shape for lab in resized)  # labels at the input's size
 
 
+def test_frames_from_a_reused_buffer_or_a_reversed_view_are_read_as_given(net, clip):
+    """Frames are read ahead, so each is copied: a source that refills one buffer, or hands out BGR->RGB views
+    with negative strides, gives the labels of the frames themselves."""
+    frames, masks = list(clip["frames"]), {0: clip["first_mask"]}
+    expected = np.stack(list(net.segment(frames, masks)))
+
+    def refilled():
+        buffer = np.empty_like(frames[0])
+        for frame in frames:
+            buffer[...] = frame
+            yield buffer
+
+    np.testing.assert_array_equal(np.stack(list(net.segment(refilled(), masks))), expected)
+    bgr = [np.ascontiguousarray(f[..., ::-1]) for f in frames]
+    np.testing.assert_array_equal(np.stack(list(net.segment((f[..., ::-1] for f in bgr), masks))), expected)
+
+
+def test_a_later_mask_repeating_an_object_names_its_frame(net, clip):
+    frames, first = list(clip["frames"]), clip["first_mask"]
+    with pytest.raises(ValueError, match=r"frame 3: objects \[1, 2\] were already given"):
+        list(net.segment(frames, {0: first, 3: first}))
+
+
 @pytest.mark.parametrize("frames, masks, settings, message", [
     ("frames", {}, {}, "at least one frame"),
-    ("frames", {0: np.zeros((10, 10), np.uint8)}, {}, "mask of frame 0 is 10x10 but the frame is 160x96"),
+    ("frames", {"0": "mask"}, {}, "frame indices must be integers from 0, got '0'"),
+    ("frames", {-1: "mask"}, {}, "frame indices must be integers from 0, got -1"),
     ("frames", {0: "mask"}, {"top_k": -1}, "top_k=-1: must be at least 0"),
-    ("frames", {0: "mask", 40: "mask"}, {}, r"masks given for frames \[40\], but the video has 10 frames"),
-    ("floats", {0: "mask"}, {}, "frame 0: expected an H x W x 3 uint8 array"),
-    ("frames", {0: "float mask"}, {}, "mask of frame 0: expected an H x W array of integer labels"),
-    ("frames", {0: "rgb mask"}, {}, "a RGB image is not a label map"),
+    ("frames", {0: "mask"}, {"size": 8}, "size=8: must be 0"),
 ])
-def test_bad_input_is_a_clear_error(net, clip, frames, masks, settings, message):
-    frames = {"frames": list(clip["frames"]), "floats": [clip["frames"][0] / 255.0]}[frames]
+def test_bad_arguments_are_refused_at_the_call(net, clip, frames, masks, settings, message):
+    given = {"mask": clip["first_mask"]}
+    masks = {index: given[mask] for index, mask in masks.items()}
+    with pytest.raises(ValueError, match=message):
+        net.segment(list(clip["frames"]), masks, **settings)  # no frame read yet
+
+
+@pytest.mark.parametrize("frames, masks, message", [
+    ("frames", {0: np.zeros((10, 10), np.uint8)}, "mask of frame 0: mask is 10x10 but its frame is 160x96"),
+    ("frames", {0: "mask", 40: "mask"}, r"masks given for frames \[40\], but the video has 10 frames"),
+    ("floats", {0: "mask"}, "frame 0: expected an H x W x 3 uint8 array"),
+    ("resized", {0: "mask"}, "frame 1 is 80x48 but frame 0 is 160x96"),
+    ("frames", {0: "float mask"}, "mask of frame 0: expected an H x W array of integer labels"),
+    ("frames", {0: "rgb mask"}, "a RGB image is not a label map"),
+])
+def test_bad_frames_and_masks_are_a_clear_error(net, clip, frames, masks, message):
+    frames = {"frames": list(clip["frames"]), "floats": [clip["frames"][0] / 255.0],
+              "resized": [clip["frames"][0], clip["frames"][1][::2, ::2]]}[frames]
     given = {"mask": clip["first_mask"], "float mask": clip["first_mask"] / 2.0,
              "rgb mask": Image.fromarray(clip["frames"][0])}
     masks = {index: given.get(mask, mask) if isinstance(mask, str) else mask for index, mask in masks.items()}
     with pytest.raises(ValueError, match=message):
-        list(net.segment(frames, masks, **settings))
+        list(net.segment(frames, masks))
 
 
 def test_a_missing_or_unreadable_video_names_the_file(net, clip, tmp_path):
     with pytest.raises(InputError, match="no such video file or frame folder"):
-        list(net.segment(tmp_path / "missing.mp4", {0: clip["first_mask"]}))
+        net.segment(tmp_path / "missing.mp4", {0: clip["first_mask"]})
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
     with pytest.raises(InputError, match="broken.mp4: cannot read the video"):
-        list(net.segment(tmp_path / "broken.mp4", {0: clip["first_mask"]}))
+        net.segment(tmp_path / "broken.mp4", {0: clip["first_mask"]})

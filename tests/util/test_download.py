@@ -185,6 +185,13 @@ def test_a_wrong_size_is_refused(server, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_web_page_in_place_of_the_file_is_refused(server, tmp_path):
+    server.files["/w.pth"] = b"\n  <!DOCTYPE html><html><body>Quota exceeded</body></html>"
+    with pytest.raises(InputError, match="an HTML page instead of the file"):
+        download_file(RemoteFile("w.pth", server.url("/w.pth")), tmp_path / "w.pth")
+    assert list(tmp_path.iterdir()) == []
+
+
 # (3) archives --------------------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -228,6 +235,32 @@ def test_a_corrupt_archive_leaves_no_final_folder(server, tmp_path, name):
     with pytest.raises(InputError, match=rf"{name}: not a readable archive .*it was removed"):
         fetch_dataset(dataset, tmp_path)
     assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_a_killed_unpacking_is_cleaned_up_and_done_again(server, tmp_path):
+    server.files["/d.tar"] = tar_bytes({"DAVIS/ImageSets/480p/val.txt": b"bear\n"})
+    stale = tmp_path / "DAVIS" / ".d.tar.x1y2z3" / "DAVIS"  # what a run killed while unpacking leaves
+    stale.mkdir(parents=True)
+    (stale / "half.jpg").write_bytes(b"half")
+    fetch_dataset(Dataset("d", "test", "tiny", LICENCE, [RemoteFile("d.tar", server.url("/d.tar"), into="DAVIS")]),
+                  tmp_path)
+    assert sorted(path.name for path in (tmp_path / "DAVIS").iterdir()) == [".d.tar.done", "DAVIS"]
+    assert tree(tmp_path / "DAVIS") == {".d.tar.done": b"DAVIS\n", "DAVIS/ImageSets/480p/val.txt": b"bear\n"}
+
+
+@pytest.mark.parametrize("has_filter", [True, False])
+def test_a_tar_reaching_outside_its_folder_is_refused_with_or_without_the_data_filter(server, tmp_path, monkeypatch,
+                                                                                      has_filter):
+    if not has_filter:  # Python before 3.10.12
+        monkeypatch.delattr(download.tarfile, "data_filter", raising=False)
+    server.files["/evil.tar"] = tar_bytes({"../outside.txt": b"x"})
+    dataset = Dataset("e", "test", "tiny", LICENCE, [RemoteFile("evil.tar", server.url("/evil.tar"), into="data")])
+    with pytest.raises(InputError, match="evil.tar: not a readable archive"):
+        fetch_dataset(dataset, tmp_path)
+    assert not (tmp_path / "outside.txt").exists() and list((tmp_path / "data").iterdir()) == []
+    server.files["/good.tar"] = tar_bytes({"ok/0.jpg": b"0"})
+    fetch_dataset(Dataset("g", "test", "tiny", LICENCE, [RemoteFile("good.tar", server.url("/good.tar"))]), tmp_path)
+    assert (tmp_path / "ok" / "0.jpg").read_bytes() == b"0"
 
 
 def test_archives_merge_into_a_shared_folder_but_never_overwrite(server, tmp_path):
