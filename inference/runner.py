@@ -42,16 +42,17 @@ def _palette_of(video: Video) -> list[int]:
 
 def _segment_frame(core: InferenceCore, image: np.ndarray, mask: Optional[np.ndarray], is_last: bool,
                    options: RunOptions) -> torch.Tensor:
-    """Probabilities (K+1, H, W) at the frame's stored size, processed at `options.size`."""
+    """Probabilities (K+1, H, W) at the frame's stored size, processed at `options.size`. A mask brings in the
+    objects not known before; a frame whose mask holds none is segmented as if it had no mask."""
     height, width = image.shape[:2]
     if options.flip:
         image = np.ascontiguousarray(image[:, ::-1])
         mask = None if mask is None else np.ascontiguousarray(mask[:, ::-1])
     x = normalise(image).to(options.device)
-    new_ids = ()
-    if mask is not None:
-        new_ids = [int(i) for i in np.unique(mask) if i != 0]  # before resizing: tiny objects stay objects
-        mask = torch.from_numpy(mask).to(options.device)
+    new_ids = []
+    if mask is not None:  # before resizing, so that tiny objects stay objects; known objects keep propagating
+        new_ids = [int(i) for i in np.unique(mask) if i != 0 and int(i) not in core.object_ids]
+        mask = torch.from_numpy(mask).to(options.device) if new_ids else None
     if options.size:
         x = resize(x, options.size, InterpolationMode.BICUBIC, antialias=True)
         if mask is not None:

@@ -158,6 +158,18 @@ def test_generic_folder_reproduces_the_reference_clip(reference_dir, weights, tm
     assert (out / "clip_overlay.mp4").stat().st_size > 0
 
 
+def test_generic_folder_with_every_frame_annotated_gives_eval_davis_masks(davis_root, weights, tmp_path):
+    """DAVIS trainval as downloaded has a mask for every frame: a later mask brings in only new objects (none
+    here), so the folder gives the masks eval_davis.py propagates from the first frame."""
+    run_script("eval_davis.py", "--model", weights, "--davis_path", davis_root, "--output", tmp_path / "davis")
+    run_script("eval_generic.py", "--model", weights, "--data_path", davis_root / "trainval", "--output",
+               tmp_path / "generic")
+    for seq in _sequences(davis_root):
+        for frame in sorted((tmp_path / "davis" / seq).iterdir()):
+            np.testing.assert_array_equal(read_indexed_png(tmp_path / "generic" / seq / frame.name)[0],
+                                          read_indexed_png(frame)[0], err_msg=f"{seq}/{frame.name}")
+
+
 def test_generic_video_file_with_first_mask(reference_dir, weights, tmp_path):
     import cv2
 

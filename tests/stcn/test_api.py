@@ -140,10 +140,13 @@ def test_frames_from_a_reused_buffer_or_a_reversed_view_are_read_as_given(net, c
     np.testing.assert_array_equal(np.stack(list(net.segment((f[..., ::-1] for f in bgr), masks))), expected)
 
 
-def test_a_later_mask_repeating_an_object_names_its_frame(net, clip):
+def test_a_later_mask_brings_in_only_the_objects_not_given_before(net, clip):
     frames, first = list(clip["frames"]), clip["first_mask"]
-    with pytest.raises(ValueError, match=r"frame 3: objects \[1, 2\] were already given"):
-        list(net.segment(frames, {0: first, 3: first}))
+    once = np.stack(list(net.segment(frames, {0: first})))
+    np.testing.assert_array_equal(np.stack(list(net.segment(frames, {0: first, 3: first}))), once)
+    late = np.where(first == 2, 7, first).astype(np.uint8)  # object 1 again, and a new object 7
+    labels = np.stack(list(net.segment(frames, {0: np.where(first == 1, 1, 0).astype(np.uint8), 3: late})))
+    assert (labels[3][late == 7] == 7).all() and 7 not in labels[:3]
 
 
 @pytest.mark.parametrize("frames, masks, settings, message", [
