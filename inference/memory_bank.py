@@ -48,7 +48,7 @@ class MemoryBank:
 
     def _reserve(self, frames: int, key: torch.Tensor, value: torch.Tensor) -> None:
         """Make room for `frames` entries, doubling the buffer when it is full."""
-        capacity = 0 if self._keys is None else self._keys.shape[2]
+        capacity = 0 if self._keys is None else self._keys.shape[-2]  # keys may carry an object axis (STM)
         if frames <= capacity:
             return
         new_capacity = max(frames, 2 * capacity, self.initial_capacity)

@@ -20,6 +20,17 @@ def test_grows_beyond_initial_capacity():
     assert _frames(bank) == ([0, 1, 2, 3, 4], [0, 1, 2, 3, 4])
 
 
+def test_keys_per_object_grow_beyond_initial_capacity_too():
+    """STM's keys (1, K, Ck, h, w) carry the object axis: the buffer must grow along the frames axis."""
+    bank = MemoryBank(initial_capacity=2)
+    for i in range(11):
+        key, value = _entry(i, objects=3)
+        bank.add(key[:, None].expand(1, 3, 4, 2, 3), value)
+    keys, values = bank.memory()
+    assert keys.shape == (1, 3, 4, 11 * 6) and values.shape == (1, 3, 5, 11 * 6)
+    assert keys[0, 2, 0].view(-1, 6)[:, 0].tolist() == list(range(11)) == values[0, 2, 0].view(-1, 6)[:, 0].tolist()
+
+
 def test_temporary_entry_lives_until_the_next_addition():
     bank = MemoryBank()
     bank.add(*_entry(0))

@@ -75,6 +75,20 @@ def test_stm_core_handles_objects_that_appear_later(stm):
     assert [g.bank.memory()[0].shape[1] for g in core.groups] == [1, 1]  # each group its own object keys
 
 
+@pytest.mark.parametrize("network", ["stm", "stcn"])
+def test_the_core_runs_past_the_memory_banks_first_allocation(stm, network):
+    """More memory frames than the bank first allocates (8): STM's per-object keys grow as STCN's keys do."""
+    net = stm if network == "stm" else STCN().eval()
+    torch.manual_seed(4)
+    core = InferenceCore(net, MemorySchedule(mem_every=1))
+    first = torch.zeros(32, 48, dtype=torch.long)
+    first[4:14, 4:20], first[18:28, 24:44] = 1, 2
+    for t in range(10):
+        prob = core.step(torch.randn(3, 32, 48), first if t == 0 else None)
+        torch.testing.assert_close(prob.sum(dim=0), torch.ones(32, 48))
+    assert core.groups[0].bank.num_frames == 10
+
+
 def test_architectures_and_cbam_are_recognised_from_the_weights():
     assert structure_from_state(STCN().state_dict()) == {"arch": "stcn", "backbone": "resnet50", "cbam": True}
     no_cbam = STCN(cbam=False).state_dict()
