@@ -140,7 +140,7 @@ class InferenceCore:
             if not audit:
                 # an audit (the first frame after objects are added is one) set `escaping` for every object
                 boxes = [whole_frame if escaping else box for box, escaping in zip(boxes, self.escaping, strict=True)]
-            if not audit and local_decode.worth_it(boxes, height * width):
+            if not audit and local_decode.worth_it(boxes, height, width):
                 logits = local_decode.decode_in_boxes(self.network, readout, features, boxes)
                 self.whole_frame_decodes += sum(box == whole_frame for box in boxes)
             else:

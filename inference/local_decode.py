@@ -4,7 +4,8 @@ At 480p most of a frame's work is the decoder, run once per object at strides 8 
 usually covers a small part of the frame and far from it the decoder is certain of the background. So
 an object is decoded inside the box of the stride-16 cells where it may be (its mask read from memory
 or its mask in the previous frame above PRESENCE), grown by a margin; elsewhere its logit is
-BACKGROUND_LOGIT. That holds only where the whole-frame decoder would be certain of the background, so
+BACKGROUND_LOGIT. Each box is decoded with HALO cells of context around it, so that inside the box the
+logits are the whole-frame decoder's; the approximation is only outside. That holds only where the whole-frame decoder would be certain of the background, so
 every AUDIT_EVERY-th frame is decoded whole and checked: an object that reaches BORDER_PROB outside its
 box there (it extends beyond it, or the network is unsure everywhere, as random weights are) is decoded
 over the whole frame until the next audit. When the boxes would cost more than decoding the whole frame,
@@ -20,6 +21,11 @@ from model.network import KeyFeatures, MemoryNetwork
 
 STRIDE = 16  # the memory's cells, in pixels
 MARGIN = 2  # cells added around an object's cells (see docs/speed.md, object-local decoding)
+# Cells of context decoded around a box and then dropped. A crop's edge (zero padding, clamped bilinear
+# upsampling) reaches 76 pixels into the decoder's output (two 3x3 convolutions at stride 16, then at 8,
+# then at 4 with the prediction's, and three upsamplings), so with 5 cells an object's logits inside its
+# box are those of the whole-frame decoder.
+HALO = 5
 PRESENCE = 0.1  # an object may be in a cell where its read-out or previous mask reaches this
 BACKGROUND_LOGIT = -20.0  # sigmoid 2e-9: where the decoder, far from its object, is as certain (see docs/speed.md)
 # An object above this outside its box in an audit is decoded whole until the next one: there it would take
@@ -38,6 +44,12 @@ def mask_cells(prob: torch.Tensor) -> torch.Tensor:
     return F.max_pool2d(prob.float(), STRIDE)
 
 
+def grow(box: Box, cells: int, height: int, width: int) -> Box:
+    """The box grown by `cells` on every side, clipped to a frame of height x width cells."""
+    top, bottom, left, right = box
+    return max(0, top - cells), min(height, bottom + cells), max(0, left - cells), min(width, right + cells)
+
+
 def object_boxes(presence: torch.Tensor, margin: int) -> list[Optional[Box]]:
     """For presence (K, h, w) (bool), each object's bounding box of cells grown by `margin` cells and
     clipped to the frame; None for an object that is nowhere."""
@@ -48,15 +60,16 @@ def object_boxes(presence: torch.Tensor, margin: int) -> list[Optional[Box]]:
         if len(rows) == 0:
             boxes.append(None)
             continue
-        boxes.append((max(0, int(rows[0]) - margin), min(height, int(rows[-1]) + 1 + margin),
-                      max(0, int(cols[0]) - margin), min(width, int(cols[-1]) + 1 + margin)))
+        boxes.append(grow((int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1), margin, height, width))
     return boxes
 
 
-def worth_it(boxes: list[Optional[Box]], cells: int) -> bool:
-    """Whether decoding the boxes costs fewer FLOPs than decoding the whole frame for every object."""
-    box_cells = sum((bottom - top) * (right - left) for top, bottom, left, right in filter(None, boxes))
-    return box_cells * (1 + FRAME_TERMS_COST) < cells * (len(boxes) + FRAME_TERMS_COST)
+def worth_it(boxes: list[Optional[Box]], height: int, width: int) -> bool:
+    """Whether decoding the boxes with their halo costs fewer FLOPs than decoding the whole frame (height x
+    width cells) for every object; at small frames the halo alone covers most of the frame."""
+    decoded = [grow(box, HALO, height, width) for box in boxes if box is not None]
+    box_cells = sum((bottom - top) * (right - left) for top, bottom, left, right in decoded)
+    return box_cells * (1 + FRAME_TERMS_COST) < height * width * (len(boxes) + FRAME_TERMS_COST)
 
 
 def crop_features(features: KeyFeatures, box: Box) -> KeyFeatures:
@@ -85,13 +98,18 @@ def escapes_box(logits: torch.Tensor, boxes: list[Optional[Box]]) -> list[bool]:
 
 def decode_in_boxes(network: MemoryNetwork, readout: torch.Tensor, features: KeyFeatures,
                     boxes: list[Optional[Box]]) -> torch.Tensor:
-    """Logits (1, K, H, W) of K objects from their readout (1, K, Cv, h, w), each decoded in its box only."""
+    """Logits (1, K, H, W) of K objects from their readout (1, K, Cv, h, w), each decoded in its box grown
+    by the halo and kept in its box only (where it equals the whole-frame decoder's)."""
     height, width = readout.shape[-2:]
     logits = readout.new_full((1, readout.shape[1], height * STRIDE, width * STRIDE), BACKGROUND_LOGIT)
     for index, box in enumerate(boxes):
         if box is None:
             continue
         top, bottom, left, right = box
-        logits[:, index:index + 1, top * STRIDE:bottom * STRIDE, left * STRIDE:right * STRIDE] = network.decode(
-            readout[:, index:index + 1, :, top:bottom, left:right], crop_features(features, box))
+        outer = grow(box, HALO, height, width)
+        decoded = network.decode(readout[:, index:index + 1, :, outer[0]:outer[1], outer[2]:outer[3]],
+                                 crop_features(features, outer))
+        rows = slice((top - outer[0]) * STRIDE, (bottom - outer[0]) * STRIDE)
+        cols = slice((left - outer[2]) * STRIDE, (right - outer[2]) * STRIDE)
+        logits[:, index:index + 1, top * STRIDE:bottom * STRIDE, left * STRIDE:right * STRIDE] = decoded[..., rows, cols]
     return logits

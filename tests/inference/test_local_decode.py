@@ -21,10 +21,13 @@ def test_boxes_are_the_cells_grown_by_the_margin_and_clipped():
 
 
 def test_boxes_are_decoded_only_when_they_cost_less_than_whole_frames():
-    cells = 6 * 10
-    assert local_decode.worth_it([(0, 2, 0, 2), None, (3, 5, 3, 6)], cells)
-    assert not local_decode.worth_it([(0, 6, 0, 10), (0, 6, 0, 10)], cells)
-    assert local_decode.worth_it([None, None], cells)  # nobody anywhere: nothing to decode
+    """The cost counts each box with its halo: at 480p (30 x 54 cells) small boxes pay, at 96x160 (6 x 10
+    cells) a halo covers the frame and only objects found nowhere are saved."""
+    assert local_decode.worth_it([(10, 14, 10, 16), None, (20, 26, 30, 38)], 30, 54)
+    assert not local_decode.worth_it([(0, 30, 0, 54), (1, 29, 2, 50)], 30, 54)
+    assert not local_decode.worth_it([(2, 4, 4, 6), (3, 4, 5, 6)], 6, 10)
+    assert local_decode.worth_it([(2, 3, 2, 3), None, None], 6, 10)
+    assert local_decode.worth_it([None, None], 6, 10)  # nobody anywhere: nothing to decode
 
 
 def test_mask_cells_hold_the_largest_probability_of_each_cell():
@@ -44,18 +47,32 @@ def decoded(deterministic_stcn):
         return features, readout, deterministic_stcn.decode(readout, features)
 
 
-def test_decoding_in_boxes_is_the_decoder_on_the_crop_and_background_elsewhere(deterministic_stcn, decoded):
+def test_decoding_in_boxes_is_the_whole_frame_decoder_inside_and_background_elsewhere(deterministic_stcn, decoded):
     features, readout, whole = decoded
     box = (1, 4, 2, 7)
     with torch.no_grad():
         logits = local_decode.decode_in_boxes(deterministic_stcn, readout, features, [(0, 6, 0, 10), box, None])
-        crop = deterministic_stcn.decode(readout[:, 1:2, :, 1:4, 2:7], local_decode.crop_features(features, box))
     torch.testing.assert_close(logits[:, 0], whole[:, 0], rtol=1e-4, atol=1e-4)  # a whole-frame box: exact
-    torch.testing.assert_close(logits[0, 1, 16:64, 32:112], crop[0, 0])
+    torch.testing.assert_close(logits[0, 1, 16:64, 32:112], whole[0, 1, 16:64, 32:112], rtol=1e-4, atol=1e-4)
     outside = torch.ones(96, 160, dtype=torch.bool)
     outside[16:64, 32:112] = False
     assert (logits[0, 1][outside] == local_decode.BACKGROUND_LOGIT).all()
     assert (logits[0, 2] == local_decode.BACKGROUND_LOGIT).all()
+
+
+def test_the_halo_makes_a_box_in_a_large_frame_equal_to_the_whole_frame(deterministic_stcn):
+    """A box far from the frame's edges (20 x 30 cells): decoded with its halo it gives the whole-frame
+    logits; decoded as a bare crop it does not (the crop's edges reach into it)."""
+    gen = torch.Generator().manual_seed(1)
+    box, inside = (7, 12, 10, 18), (slice(7 * 16, 12 * 16), slice(10 * 16, 18 * 16))
+    with torch.no_grad():
+        features = deterministic_stcn.encode_key(torch.randn(1, 3, 320, 480, generator=gen))
+        readout = torch.randn(1, 1, 512, 20, 30, generator=gen)
+        whole = deterministic_stcn.decode(readout, features)[0, 0][inside]
+        local = local_decode.decode_in_boxes(deterministic_stcn, readout, features, [box])[0, 0][inside]
+        bare = deterministic_stcn.decode(readout[..., 7:12, 10:18], local_decode.crop_features(features, box))[0, 0]
+    torch.testing.assert_close(local, whole, rtol=1e-4, atol=1e-4)
+    assert (bare - whole).abs().max() > 1e-2
 
 
 def test_an_audit_finds_the_objects_that_reach_beyond_their_boxes():
