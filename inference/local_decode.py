@@ -1,15 +1,16 @@
 """Object-local decoding: each object is decoded only inside a box around where it can be.
 
 At 480p most of a frame's work is the decoder, run once per object at strides 8 and 4, while an object
-usually covers a small part of the frame and far from it the decoder is certain of the background. So
-an object is decoded inside the box of the stride-16 cells where it may be (its mask read from memory
-or its mask in the previous frame above PRESENCE), grown by a margin; elsewhere its logit is
-BACKGROUND_LOGIT. Each box is decoded with HALO cells of context around it, so that inside the box the
-logits are the whole-frame decoder's; the approximation is only outside. That holds only where the whole-frame decoder would be certain of the background, so
-every AUDIT_EVERY-th frame is decoded whole and checked: an object that reaches BORDER_PROB outside its
-box there (it extends beyond it, or the network is unsure everywhere, as random weights are) is decoded
-over the whole frame until the next audit. When the boxes would cost more than decoding the whole frame,
-the whole frame is decoded. `--exact_decode` always decodes whole frames (the paper's computation).
+usually covers a small part of the frame and far from it the decoder is certain of the background. So an
+object is decoded inside the box of the stride-16 cells where it may be (its mask read from memory or its
+mask in the previous frame above PRESENCE), grown by a margin; elsewhere its logit is BACKGROUND_LOGIT.
+Each box is decoded with HALO cells of context around it, so that inside the box the logits are the
+whole-frame decoder's; the approximation is only outside. That holds only where the whole-frame decoder
+would be certain of the background, so every AUDIT_EVERY-th frame is decoded whole and checked: an object
+that reaches BORDER_PROB outside its box there (it extends beyond it, or the network is unsure
+everywhere, as random weights are) is decoded over the whole frame until the next audit. When the boxes
+would cost more than decoding the whole frame, the whole frame is decoded. `--exact_decode` always
+decodes whole frames (the paper's computation).
 """
 import math
 from typing import Optional
@@ -111,5 +112,6 @@ def decode_in_boxes(network: MemoryNetwork, readout: torch.Tensor, features: Key
                                  crop_features(features, outer))
         rows = slice((top - outer[0]) * STRIDE, (bottom - outer[0]) * STRIDE)
         cols = slice((left - outer[2]) * STRIDE, (right - outer[2]) * STRIDE)
-        logits[:, index:index + 1, top * STRIDE:bottom * STRIDE, left * STRIDE:right * STRIDE] = decoded[..., rows, cols]
+        kept = decoded[..., rows, cols]
+        logits[:, index:index + 1, top * STRIDE:bottom * STRIDE, left * STRIDE:right * STRIDE] = kept
     return logits

@@ -51,8 +51,8 @@ class Segmenter:
 
         frames: a video file, a folder of images, or an iterable of H x W x 3 uint8 RGB arrays or PIL images.
         masks: {frame index: label map (array, PIL image, or PNG path)}; a mask brings in the objects not given
-        before (objects known already keep propagating). Frames before the first mask are all background. The settings are the
-        evaluation flags' (`top_k` is `--top`). Frames are read and segmented one at a time: memory grows
+        before (objects known already keep propagating). Frames before the first mask are all background.
+        The settings are the evaluation flags' (`top_k` is `--top`). Frames are read and segmented one at a time: memory grows
         with the memory bank (a frame every `mem_every`; `max_mem_frames` caps it), not with the video.
         Arguments are checked at the call, the frames as they are read.
         """

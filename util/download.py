@@ -428,6 +428,8 @@ STCN_RELEASE = "https://github.com/hkchengrex/STCN/releases/download/1.0"
 REDISTRIBUTED = ("Re-distributed by the STCN authors as released or with simple processing. Read and respect "
                  "the original dataset's licence and terms before use, and cite its papers.")
 NOT_PUBLISHED = "not published by the authors"
+DAVIS_LICENCE = Licence("DAVIS terms", "https://davischallenge.org/", REDISTRIBUTED)
+YOUTUBE_LICENCE = Licence("YouTube-VOS terms", "https://youtube-vos.org", REDISTRIBUTED)
 
 CATALOGUE: dict[str, Dataset] = {dataset.name: dataset for dataset in [
     Dataset(
@@ -456,7 +458,7 @@ CATALOGUE: dict[str, Dataset] = {dataset.name: dataset for dataset in [
         expects=[f"static/{name}" for name in ("fss", "DUTS-TR", "DUTS-TE", "ecssd", "BIG_small", "HRSOD_small")]),
     Dataset(
         "davis2016", "DAVIS 2016 as released (480p and 1080p) -> <root>/DAVIS/2016", NOT_PUBLISHED,
-        Licence("DAVIS terms", "https://davischallenge.org/", REDISTRIBUTED),
+        DAVIS_LICENCE,
         [RemoteFile("DAVIS-data.zip", _drive("198aRlh5CpAoFz0hfRgYbiNenn_K8DxWD"), "gdown", into="DAVIS",
                     rename={"DAVIS": "2016"})],
         expects=["DAVIS/2016/JPEGImages/480p", "DAVIS/2016/ImageSets"],
@@ -464,7 +466,7 @@ CATALOGUE: dict[str, Dataset] = {dataset.name: dataset for dataset in [
                     "--output output/d16 --evaluate"]),
     Dataset(
         "davis2017", "DAVIS 2017 trainval and test-dev, 480p -> <root>/DAVIS/2017/{trainval,test-dev}",
-        NOT_PUBLISHED, Licence("DAVIS terms", "https://davischallenge.org/", REDISTRIBUTED),
+        NOT_PUBLISHED, DAVIS_LICENCE,
         [RemoteFile("DAVIS-2017-trainval-480p.zip", _drive("1kiaxrX_4GuW6NmiVuKGSGVoKGWjOdp6d"), "gdown",
                     into="DAVIS/2017", rename={"DAVIS": "trainval"}),
          RemoteFile("DAVIS-2017-test-dev-480p.zip", _drive("1fmkxU2v9cQwyb62Tj1xFDdh2p4kDsUzD"), "gdown",
@@ -474,7 +476,7 @@ CATALOGUE: dict[str, Dataset] = {dataset.name: dataset for dataset in [
     Dataset(
         "youtube2018", "YouTubeVOS 2018 valid and its all-frames copy -> <root>/YouTube2018/{valid,"
         "all_frames/valid_all_frames}", NOT_PUBLISHED,
-        Licence("YouTube-VOS terms", "https://youtube-vos.org", REDISTRIBUTED),
+        YOUTUBE_LICENCE,
         [RemoteFile("valid.zip", _drive("1-QrceIl5sUNTKz7Iq0UsWC6NLZq7girr"), "gdown", into="YouTube2018"),
          RemoteFile("valid.zip", _drive("1yVoHM6zgdcL348cFpolFcEl4IC1gorbV"), "gdown",
                     into="YouTube2018/all_frames")],
@@ -484,7 +486,7 @@ CATALOGUE: dict[str, Dataset] = {dataset.name: dataset for dataset in [
     Dataset(
         "youtube2019", "YouTubeVOS 2019 train, valid and the valid all-frames copy -> <root>/YouTube/{train,"
         "valid,all_frames/valid_all_frames}", NOT_PUBLISHED,
-        Licence("YouTube-VOS terms", "https://youtube-vos.org", REDISTRIBUTED),
+        YOUTUBE_LICENCE,
         [RemoteFile("train.zip", _drive("13Eqw0gVK-AO5B-cqvJ203mZ2vzWck9s4"), "gdown", into="YouTube"),
          RemoteFile("valid.zip", _drive("1o586Wjya-f2ohxYf9C1RlRH-gkrzGS8t"), "gdown", into="YouTube"),
          RemoteFile("valid.zip", _drive("1rWQzZcMskgpEQOZdJPJ7eTmLCBEIIpEN"), "gdown", into="YouTube/all_frames")],
