@@ -33,9 +33,12 @@ def add_inference_args(parser: argparse.ArgumentParser, default_size: Optional[i
     parser.add_argument("--size", type=int, default=default_size,
                         help="process at this shorter side (default: %(default)s; None = as stored)")
     parser.add_argument("--amp", action="store_true", help="fp16 autocast on CUDA, bf16 on the CPU")
-    parser.add_argument("--exact_decode", action="store_true",
-                        help="decode every object over the whole frame (the paper's computation) instead of near "
-                             "where it can be (faster, >= 99.9%% of pixels equal; inference/local_decode.py)")
+    decoding = parser.add_mutually_exclusive_group()
+    decoding.add_argument("--local_decode", action="store_true",
+                          help="decode each object only near where it can be instead of over the whole frame as "
+                               "the paper does: faster at 480p, J&F may differ slightly (docs/speed.md)")
+    decoding.add_argument("--exact_decode", action="store_true",
+                          help="whole-frame decoding: now the default, kept so that older commands still run")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
 
@@ -49,14 +52,14 @@ FLAG_RULES = {
 @dataclass(frozen=True)
 class RunOptions:
     """How to run: device, mixed precision, processing size (shorter side; None = as stored), overlay
-    video, horizontally flipped processing (test-time augmentation), whole-frame decoding."""
+    video, horizontally flipped processing (test-time augmentation), object-local decoding."""
 
     device: torch.device = torch.device("cpu")
     amp: bool = False
     size: Optional[int] = None
     overlay: bool = False
     flip: bool = False
-    exact_decode: bool = False
+    local_decode: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,5 +78,5 @@ class EvalConfig:
         check_flags(args, FLAG_RULES)
         schedule = MemorySchedule(args.mem_every, args.include_last, args.top, args.max_mem_frames, args.kmn_sigma)
         options = RunOptions(pick_device(args.device), args.amp, args.size, getattr(args, "overlay", False),
-                             args.flip, getattr(args, "exact_decode", False))
+                             args.flip, args.local_decode)
         return cls(args.model, args.output, schedule, options, args.similarity, args.save_scores)

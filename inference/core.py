@@ -10,7 +10,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from inference import local_decode
+from inference.local_decode import MARGIN, LocalDecoder
 from inference.memory_bank import MemoryBank
 from model.aggregate import aggregate
 from model.network import MemoryNetwork
@@ -65,25 +65,20 @@ class InferenceCore:
 
     `object_ids` lists the objects known so far (the caller's labels, in order of appearance); the
     probabilities returned by `step` are (K+1, H, W): background first, then `object_ids` in order.
-    Objects are decoded near where they can be (inference/local_decode.py) unless `exact_decode`; for
-    that, the memory values carry one more channel, each object's mask per stride-16 cell, and the
-    previous frame's mask cells are kept.
+    Every object is decoded over the whole frame (the paper's computation) unless `local_decode`, which
+    decodes it near where it can be (`self.local`, inference/local_decode.py); its memory values then carry
+    one more channel, each object's mask per stride-16 cell.
     """
 
     def __init__(self, network: MemoryNetwork, schedule: MemorySchedule = MemorySchedule(),
-                 exact_decode: bool = False, margin: int = local_decode.MARGIN) -> None:
+                 local_decode: bool = False, margin: int = MARGIN) -> None:
         self.network = network
         self.schedule = schedule
-        self.exact_decode = exact_decode
-        self.margin = margin
+        self.local = LocalDecoder(network, margin) if local_decode else None
         self.object_ids: list[int] = []
         self.groups: list[_ObjectGroup] = []
         self.frame_index = -1
         self.last_memory_index: Optional[int] = None
-        self.previous_cells: Optional[torch.Tensor] = None  # K, h, w: the last frame's mask cells
-        self.frames_since_audit = 0  # local decoding: frames since the last whole-frame audit
-        self.escaping: list[bool] = []  # per object: reached beyond its box in the last audit
-        self.whole_frame_decodes = 0  # objects decoded over the whole frame in local decoding (audits included)
 
     def skip(self) -> None:
         """Advance past a frame without processing it (see `plan_frames`)."""
@@ -106,8 +101,8 @@ class InferenceCore:
         is_memory = mask is not None or self.schedule.is_memory_frame(self.frame_index, self.last_memory_index)
         if mask is not None:
             prob = self._add_objects(prob, mask, new_object_ids, pads)
-        if not self.exact_decode and self.groups:
-            self.previous_cells = local_decode.mask_cells(prob[1:])  # also the memory's extra channel
+        if self.local is not None and self.groups:
+            self.local.observe(prob[1:])
         if self.groups and not is_last and (is_memory or self.schedule.include_last):
             self._memorise(padded, features, prob, temporary=not is_memory)
             if is_memory:
@@ -127,27 +122,8 @@ class InferenceCore:
                 features.key, memory_key, memory_value, self.schedule.top_k, chunk, self.schedule.kernel_sigma
             ))
         readout = torch.cat(readouts, dim=1)  # 1, K, Cv(+1), h, w: groups hold consecutive objects in order
-        if self.exact_decode:
-            logits = self.network.decode(readout, features)
-        else:
-            readout, read_cells = readout[:, :, :-1], readout[0, :, -1]  # the read-out mask cells: K, h, w
-            presence = (read_cells > local_decode.PRESENCE) | (self.previous_cells > local_decode.PRESENCE)
-            boxes = local_decode.object_boxes(presence, self.margin)
-            height, width = read_cells.shape[1:]
-            whole_frame = (0, height, 0, width)
-            audit = self.frames_since_audit % local_decode.AUDIT_EVERY == 0
-            self.frames_since_audit += 1
-            if not audit:
-                # an audit (the first frame after objects are added is one) set `escaping` for every object
-                boxes = [whole_frame if escaping else box for box, escaping in zip(boxes, self.escaping, strict=True)]
-            if not audit and local_decode.worth_it(boxes, height, width):
-                logits = local_decode.decode_in_boxes(self.network, readout, features, boxes)
-                self.whole_frame_decodes += sum(box == whole_frame for box in boxes)
-            else:
-                logits = self.network.decode(readout, features)
-                self.whole_frame_decodes += len(boxes)
-                if audit:
-                    self.escaping = local_decode.escapes_box(logits[0], boxes)
+        decoder = self.network if self.local is None else self.local
+        logits = decoder.decode(readout, features)
         return aggregate(torch.sigmoid(logits)[0], dim=0)  # from K, H', W' objects
 
     def _add_objects(self, prob: torch.Tensor, mask: Union[np.ndarray, torch.Tensor],
@@ -166,7 +142,8 @@ class InferenceCore:
         object_prob = prob[1:] * (one_hot.sum(dim=0) < 0.5)  # zero the old objects under the new masks
         first_index = len(self.object_ids)
         self.object_ids += new_ids
-        self.frames_since_audit = 0  # the next frame audits every object, the new ones included
+        if self.local is not None:
+            self.local.audit_next()
         self.groups.append(_ObjectGroup(
             list(range(first_index, len(self.object_ids))), MemoryBank(self.schedule.max_mem_frames)
         ))
@@ -175,8 +152,8 @@ class InferenceCore:
     def _memorise(self, padded: torch.Tensor, features, prob: torch.Tensor, temporary: bool) -> None:
         """Encode every known object's memory from its (soft) probability and add it to its group."""
         keys, values = self.network.encode_memory(padded, features, prob[1:].unsqueeze(0))
-        if not self.exact_decode:  # 1, K, Cv+1, h, w: this frame's mask cells, from `step`
-            values = torch.cat([values, self.previous_cells[None, :, None].to(values.dtype)], dim=2)
+        if self.local is not None:
+            values = self.local.with_mask_cells(values)
         for group in self.groups:  # values 1, K, Cv, h, w; keys 1, Ck, h, w or 1, K, Ck, h, w
             group_keys = keys[:, group.indices] if self.network.keys_per_object else keys
             group.bank.add(group_keys, values[:, group.indices], temporary=temporary)

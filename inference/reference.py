@@ -52,13 +52,13 @@ def deterministic_stcn() -> STCN:
 
 
 def segment_reference_clip(net: STCN, reference_dir: Path = DEFAULT_REFERENCE,
-                           exact_decode: bool = True) -> dict[str, float]:
+                           local_decode: bool = False) -> dict[str, float]:
     """Run the core on `inference_2obj.npz` and compare with the reference's probabilities (by default
-    with the paper's whole-frame decoding)."""
+    with the paper's whole-frame decoding; `local_decode` for object-local decoding)."""
     clip = np.load(Path(reference_dir) / "inference_2obj.npz")
     schedule = MemorySchedule(mem_every=int(clip["mem_every"]), top_k=int(clip["top_k"]),
                               include_last=bool(clip["include_last"]))
-    core = InferenceCore(net, schedule, exact_decode)
+    core = InferenceCore(net, schedule, local_decode)
     frames = clip["frames"]
     probs = [
         core.step(normalise(frame), clip["first_mask"] if t == 0 else None, is_last=t == len(frames) - 1)

@@ -82,7 +82,7 @@ def propagate(network: MemoryNetwork, frames: Iterator[tuple[int, np.ndarray, Op
               last_index: Optional[int] = None) -> Iterator[SegmentedFrame]:
     """Segment (index, RGB image, mask or None) in increasing index order, read in the background; frames
     left out of `frames` are skipped. Frame `last_index` (when known) is not memorised: nothing needs it."""
-    core = InferenceCore(network, schedule, options.exact_decode)
+    core = InferenceCore(network, schedule, options.local_decode)
     with closing(read_ahead(frames)) as ahead:
         for index, image, mask in ahead:
             while core.frame_index < index - 1:

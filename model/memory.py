@@ -11,6 +11,9 @@ from typing import Iterable, Optional
 import torch
 
 SIMILARITIES = ("l2", "dot")
+# exp() of a float32 is infinite above this. Code that exponentiates similarities without subtracting their
+# maximum first (the authors' top-k softmax does) gives NaN for a query whose best similarity exceeds it.
+FLOAT32_EXP_LIMIT = 88.72
 
 
 def similarity(memory_key: torch.Tensor, query_key: torch.Tensor, kind: str = "l2") -> torch.Tensor:
@@ -38,6 +41,12 @@ def topk_softmax(sim: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Ten
     """
     values, indices = torch.topk(sim, k=min(top_k, sim.shape[2]), dim=2)
     return torch.softmax(values, dim=2), indices
+
+
+def largest_similarity(memory_key: torch.Tensor, query_key: torch.Tensor, kind: str = "l2") -> float:
+    """The largest similarity of any query position to the memory: above FLOAT32_EXP_LIMIT, a softmax that
+    does not subtract the maximum overflows. Keys (B, Ck, N) and (B, Ck, P)."""
+    return float(similarity(memory_key.float(), query_key.float(), kind).max())
 
 
 def affinity(sim: torch.Tensor, top_k: Optional[int] = None) -> torch.Tensor:

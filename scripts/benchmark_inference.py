@@ -2,23 +2,31 @@
 segmenting (STCN against its STM baseline: the re-timing of supplementary section D; local against exact
 decoding; fp32 against mixed precision).
 
-Each object count runs in its own process on a synthetic video streamed frame by frame, as long as the
-longest length asked for; a shorter video is its prefix, so its row is read off at that frame (the peak
-memory is the process's running maximum at that point). Several ways of segmenting process the same
-frames in the same process, interleaved frame by frame, so that a load on the machine hits them alike.
+Each object count runs in its own process on a clip played forwards and backwards and streamed frame by
+frame, as long as the longest length asked for; a shorter video is its prefix, so its row is read off at
+that frame (the peak memory is the process's running maximum at that point). The clip is a 20-frame
+synthetic one, or with `--video` a folder of frames in the DAVIS layout with its masks
+(JPEGImages/.../<v> and Annotations/.../<v>, every frame annotated, e.g. a set of scripts/make_synthetic.py).
+Several ways of segmenting process the same frames in the same process, interleaved frame by frame, so
+that a load on the machine hits them alike.
+
 Prints: frames/s, time per frame at frame 20 and at the end, peak memory (RSS, of the process, so of all
-ways of that object count; CUDA max-allocated on a GPU), memory bank size (per way), and achieved GFLOP/s
-of a whole frame against the fp32 matmul rate measured in the same process.
+ways of that object count; CUDA max-allocated on a GPU), memory bank size (per way), achieved GFLOP/s of
+a whole frame against the fp32 matmul rate measured in the same process, and how well each way segmented
+what it timed: J&F against the clip's masks (frames after the first) and whether it tracks (every object
+found, J above 0.5, in 80% of the frames that show it; util/metrics.py). A speed-up is claimed only where
+both sides track: random weights (the default) track nothing, so time trained ones (`--weights`).
 
 `--compare A B ...` names the ways, each a variant joined with +: stcn or stm (the architecture, default
-the first --arch), exact (every object decoded over the whole frame, --exact_decode), local (decoded near
-where it can be, the default; local=N with a margin of N cells), amp, compile (torch.compile of the two
+the first --arch), exact (every object decoded over the whole frame, the default), local (decoded near
+where it can be, --local_decode; local=N with a margin of N cells), amp, compile (torch.compile of the two
 encoders). It prints each one's FPS over the first one's and the share of pixels whose label equals the
 first one's. `--arch A B` and `--amp` are shorthands (variants A, B, A+amp, ...) that print the FPS ratios
-beside the paper's. `--weights` times trained weights instead of random ones; `--object_scales` repeats
-everything with objects scaled in size.
-Examples: python scripts/benchmark_inference.py --lengths 50 100 200 --objects 1 3 --arch stcn stm
-          python scripts/benchmark_inference.py --lengths 100 --objects 3 --compare exact local
+beside the paper's. `--weights` times trained weights instead of random ones (`stm=PATH` for one
+architecture's); `--object_scales` repeats everything with the synthetic objects scaled in size.
+Examples: python scripts/benchmark_inference.py --lengths 50 100 200 --objects 1 3 --weights saves/stcn.pth
+          python scripts/benchmark_inference.py --lengths 100 --video $D/JPEGImages/480p/0000 --arch stcn stm \
+              --weights stcn=$W1 stm=$W2
 """
 import argparse
 import copy
@@ -27,8 +35,9 @@ import subprocess
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -40,6 +49,9 @@ from inference.core import InferenceCore, MemorySchedule
 from model.checkpoint import ARCHS, NetworkSpec, load_network
 from model.fold import fold_batchnorm
 from util.distributed import autocast, peak_memory_bytes, pick_device, synchronise
+from util.fileio import InputError
+from util.imageio import list_images, read_image, read_mask
+from util.metrics import VideoScore
 from util.preprocess import normalise
 
 WINDOW = 5  # frames averaged for the per-frame times
@@ -58,15 +70,51 @@ def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 5) -> f
     return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def streamed_frames(length: int, objects: int, size: tuple[int, int], object_scale: float = 1.0):
-    """A 20-frame synthetic clip played forwards and backwards: frames come one at a time, as from disk,
-    with the share of the frame each object covers."""
-    clip = generate_video(np.random.default_rng(0), 20, size, objects, min_objects=objects, object_scale=object_scale)
-    first = clip.labels[0]
+@dataclass
+class Clip:
+    """`length` frames with their ground truth: `frame(i)` (H, W, 3) uint8 RGB, `labels(i)` (H, W)."""
+
+    length: int
+    frame: Callable[[int], np.ndarray]
+    labels: Callable[[int], np.ndarray]
+
+    @property
+    def num_objects(self) -> int:
+        return int(self.labels(0).max())
+
+
+def synthetic_clip(objects: int, size: tuple[int, int], object_scale: float = 1.0) -> Clip:
+    """A 20-frame synthetic clip (seed 0) with exactly `objects` objects."""
+    video = generate_video(np.random.default_rng(0), 20, size, objects, min_objects=objects, object_scale=object_scale)
+    return Clip(len(video.frames), video.frames.__getitem__, video.labels.__getitem__)
+
+
+def folder_clip(frames_dir: Path) -> Clip:
+    """A DAVIS-layout video: its frames, read when needed, and the masks of the matching Annotations folder
+    (every frame needs one; void counts as background)."""
+    frames = list_images(frames_dir)
+    if "JPEGImages" not in frames_dir.parts:
+        raise InputError(f"{frames_dir}: not a DAVIS-layout frame folder (.../JPEGImages/.../<video>)")
+    parts = list(frames_dir.parts)
+    parts[len(parts) - 1 - parts[::-1].index("JPEGImages")] = "Annotations"
+    masks = [Path(*parts) / f"{frame.stem}.png" for frame in frames]
+    missing = [mask for mask in masks if not mask.is_file()]
+    if missing:
+        raise InputError(f"{missing[0]}: no mask for frame {frames[masks.index(missing[0])].name} (the benchmark "
+                         f"scores every frame, so every frame needs one; {len(missing)} missing)")
+    return Clip(len(frames), lambda i: read_image(frames[i]), lambda i: read_mask(masks[i]))
+
+
+def streamed_frames(clip: Clip, length: int) -> Iterator[tuple[np.ndarray, Optional[np.ndarray], np.ndarray, float]]:
+    """The clip played forwards and backwards for `length` frames, one at a time as from disk: (frame, the
+    first mask on frame 0 only, ground truth, the share of the frame each object covers)."""
+    period = max(1, 2 * clip.length - 2)
     for t in range(length):
-        cycle = t % 38
-        index = cycle if cycle < 20 else 38 - cycle
-        yield clip.frames[index], (first if t == 0 else None), float((clip.labels[index] > 0).mean()) / objects
+        cycle = t % period
+        index = cycle if cycle < clip.length else period - cycle
+        labels = clip.labels(index)
+        covered = float((labels > 0).mean()) / max(1, clip.num_objects)
+        yield clip.frame(index), (labels if t == 0 else None), labels, covered
 
 
 def bank_bytes(core: InferenceCore) -> int:
@@ -86,19 +134,18 @@ def build_network(arch: str, similarity: str, device: torch.device, channels_las
     return network.to(memory_format=torch.channels_last) if channels_last else network
 
 
-def parse_variant(name: str, arch: str = "stcn", exact_decode: bool = False) -> dict:
-    """A variant's settings, {'arch', 'exact_decode', 'margin', 'amp', 'compile'}: its parts joined by +
-    (an architecture, exact, local, local=N, amp, compile); `arch` and `exact_decode` where it names none."""
-    settings = {"arch": arch, "exact_decode": exact_decode, "margin": local_decode.MARGIN, "amp": False,
-                "compile": False}
+def parse_variant(name: str, arch: str = "stcn", local: bool = False) -> dict:
+    """A variant's settings, {'arch', 'local_decode', 'margin', 'amp', 'compile'}: its parts joined by +
+    (an architecture, exact, local, local=N, amp, compile); `arch` and `local` where it names none."""
+    settings = {"arch": arch, "local_decode": local, "margin": local_decode.MARGIN, "amp": False, "compile": False}
     for part in name.split("+"):
         key, _, value = part.partition("=")
         if key in ARCHS and not value:
             settings["arch"] = key
         elif key == "exact" and not value:
-            settings["exact_decode"] = True
+            settings["local_decode"] = False
         elif key == "local" and (not value or value.isdigit()):
-            settings["exact_decode"], settings["margin"] = False, int(value) if value else local_decode.MARGIN
+            settings["local_decode"], settings["margin"] = True, int(value) if value else local_decode.MARGIN
         elif key in ("amp", "compile") and not value:
             settings[key] = True
         else:
@@ -123,28 +170,50 @@ def compiled(network: torch.nn.Module) -> torch.nn.Module:
     return network
 
 
-class _Timed:
-    """One way of segmenting (a core, under mixed precision with `amp`) and its per-frame times."""
+def parse_weights(items: Optional[list[str]], archs: list[str]) -> dict[str, Path]:
+    """--weights: PATH for every architecture, or ARCH=PATH for one; {architecture: path}."""
+    weights = {}
+    for item in items or []:
+        arch, separator, path = item.partition("=")
+        if separator and arch in ARCHS:
+            weights[arch] = Path(path)
+        elif separator:
+            raise ValueError(f"--weights {item}: {arch!r} is not an architecture ({', '.join(ARCHS)})")
+        else:
+            weights.update({name: Path(item) for name in archs})
+    for arch, path in weights.items():
+        if not path.is_file():
+            raise ValueError(f"--weights {path}: no such file")
+    return weights
 
-    def __init__(self, label: str, core: InferenceCore, amp: bool = False) -> None:
+
+class _Timed:
+    """One way of segmenting (a core, under mixed precision with `amp`), its per-frame times and its score."""
+
+    def __init__(self, label: str, core: InferenceCore, num_objects: int, amp: bool = False) -> None:
         self.label, self.core, self.amp = label, core, amp
         self.times: list[float] = []
         self.flops, self.at_20 = 0.0, None
         self.equal_pixels, self.pixels = 0, 0  # labels equal to the first run's
+        self.score = VideoScore(num_objects)
 
 
-def build_runs(args: argparse.Namespace, device: torch.device, schedule: MemorySchedule) -> list[_Timed]:
+def build_runs(args: argparse.Namespace, device: torch.device, schedule: MemorySchedule,
+               num_objects: int) -> list[_Timed]:
     """One core per variant; variants of the same architecture share its network (the same weights)."""
     networks, runs = {}, []
+    weights = parse_weights(args.weights, args.arch)
     for name in variant_names(args):
-        settings = parse_variant(name, args.arch[0], args.exact_decode)
-        if settings["arch"] not in networks:
-            networks[settings["arch"]] = build_network(settings["arch"], args.similarity, device, args.channels_last,
-                                                       args.weights)
-        network = networks[settings["arch"]]
+        settings = parse_variant(name, args.arch[0], args.local_decode)
+        arch = settings["arch"]
+        if arch not in networks:
+            networks[arch] = build_network(arch, args.similarity, device, args.channels_last, weights.get(arch))
+            if networks[arch].arch != arch:
+                raise ValueError(f"--weights {weights[arch]}: {networks[arch].arch} weights, not {arch}")
+        network = networks[arch]
         core = InferenceCore(compiled(network) if settings["compile"] else network, schedule,
-                             settings["exact_decode"], settings["margin"])
-        runs.append(_Timed(name, core, settings["amp"]))
+                             settings["local_decode"], settings["margin"])
+        runs.append(_Timed(name, core, num_objects, settings["amp"]))
     return runs
 
 
@@ -153,12 +222,12 @@ def run_one(args: argparse.Namespace) -> list[dict]:
     frame; one row per way and length, read off at that frame."""
     device = pick_device(args.device)
     schedule = MemorySchedule(args.mem_every, args.include_last, args.top)
-    runs = build_runs(args, device, schedule)
+    clip = folder_clip(args.video) if args.video else synthetic_clip(args.objects, tuple(args.size), args.object_scale)
+    runs = build_runs(args, device, schedule, clip.num_objects)
     rate = matmul_gflops(device)
     length = max(args.lengths)
     rows, coverage = [], []
-    for t, (frame, mask, covered) in enumerate(streamed_frames(length, args.objects, tuple(args.size),
-                                                               args.object_scale)):
+    for t, (frame, mask, truth, covered) in enumerate(streamed_frames(clip, length)):
         image = normalise(frame).to(device)
         coverage.append(covered)
         labels = {}
@@ -170,7 +239,7 @@ def run_one(args: argparse.Namespace) -> list[dict]:
                 prob = run.core.step(image, mask, is_last=t == length - 1)
             synchronise(device)
             run.times.append(time.perf_counter() - start)
-            labels[run.label] = prob.argmax(dim=0)
+            labels[run.label] = torch.tensor([0, *run.core.object_ids])[prob.argmax(dim=0).cpu()]
             if counter is not None:
                 run.flops = counter.get_total_flops()
             if t == 21 + WINDOW:
@@ -178,16 +247,20 @@ def run_one(args: argparse.Namespace) -> list[dict]:
         for run in runs:
             run.equal_pixels += int((labels[run.label] == labels[runs[0].label]).sum())
             run.pixels += labels[run.label].numel()
+            if t > 0:  # the first frame is given
+                run.score.add(truth, labels[run.label].numpy())
         if t + 1 in args.lengths:
             for run in runs:
                 rows.append({
-                    "arch": run.label, "objects": args.objects, "length": t + 1, "fps": t / sum(run.times[1:]),
+                    "arch": run.label, "objects": clip.num_objects, "length": t + 1, "fps": t / sum(run.times[1:]),
                     "s_at_20": run.at_20, "s_at_end": float(np.mean(run.times[-WINDOW:])),
                     "peak_mb": peak_memory_bytes(device) / 2**20, "bank_mb": bank_bytes(run.core) / 2**20,
                     "frame_gflop": run.flops / 1e9, "achieved_gflops": run.flops / 1e9 / run.at_20,
                     "matmul_gflops": rate, "object_scale": args.object_scale,
                     "object_coverage": float(np.mean(coverage)), "agreement": run.equal_pixels / run.pixels,
-                    "whole_frame_decodes": run.core.whole_frame_decodes,
+                    "whole_frame_decodes": run.core.local.whole_frame_decodes if run.core.local else None,
+                    "jf": run.score.jf(),
+                    "found": min(run.score.found_shares()), "tracks": run.score.tracks(),
                 })
     return rows
 
@@ -195,33 +268,43 @@ def run_one(args: argparse.Namespace) -> list[dict]:
 PAPER_FPS = {"stcn": 20.2, "stm": 10.2}  # multi-object FPS on the authors' GPU (supplementary D)
 
 
+NO_CLAIM = "no claim: an object was lost"
+
+
+def speed_up(row: dict, baseline: dict) -> str:
+    """FPS of `row` over `baseline`'s, claimed only when both tracked every object."""
+    return f"{row['fps'] / baseline['fps']:.2f}x" if row["tracks"] and baseline["tracks"] else NO_CLAIM
+
+
 def print_ratios(rows: list[dict]) -> None:
     """FPS of the first network over each other, per object count and length, beside the paper's."""
     archs = list(dict.fromkeys(row["arch"] for row in rows))
-    fps = {(row["arch"], row["objects"], row["length"]): row["fps"] for row in rows}
+    by_key = {(row["arch"], row["objects"], row["length"]): row for row in rows}
     for other in archs[1:]:
         paper = ""
         if {archs[0], other} <= set(PAPER_FPS):
             paper = f" (paper: {PAPER_FPS[archs[0]]}/{PAPER_FPS[other]} = {PAPER_FPS[archs[0]] / PAPER_FPS[other]:.2f})"
         print(f"\nFPS {archs[0].upper()} / {other.upper()}, same frames, interleaved{paper}")
-        print(f"{'objects':>7} {'frames':>6} {'ratio':>6}")
-        for (arch, objects, length), value in fps.items():
+        print(f"{'objects':>7} {'frames':>6} {'J&F':>11} {'ratio':>6}")
+        for (arch, objects, length), row in by_key.items():
             if arch == archs[0]:
-                print(f"{objects:>7} {length:>6} {value / fps[(other, objects, length)]:>6.2f}")
+                baseline = by_key[(other, objects, length)]
+                print(f"{objects:>7} {length:>6} {row['jf']:>5.3f}/{baseline['jf']:<5.3f} {speed_up(row, baseline)}")
 
 
 def print_comparison(rows: list[dict]) -> None:
     """Each variant's FPS over the first one's and its labels' agreement with the first one's."""
     first = rows[0]["arch"]
-    fps = {(row["arch"], row["object_scale"], row["objects"], row["length"]): row["fps"] for row in rows}
+    by_key = {(row["arch"], row["object_scale"], row["objects"], row["length"]): row for row in rows}
     print(f"\nFPS of each variant / {first}, same frames, interleaved; pixels labelled as by {first}")
-    print(f"{'variant':>16} {'scale':>5} {'covered':>7} {'objects':>7} {'frames':>6} {'speed-up':>8} {'equal px':>9} "
-          f"{'whole-frame decodes':>19}")
+    print(f"{'variant':>16} {'scale':>5} {'covered':>7} {'objects':>7} {'frames':>6} {'J&F':>6} {'equal px':>9} "
+          f"{'whole-frame decodes':>19} speed-up")
     for row in rows:
         key = (row["object_scale"], row["objects"], row["length"])
+        whole = "-" if row["whole_frame_decodes"] is None else row["whole_frame_decodes"]  # exact: every one
         print(f"{row['arch']:>16} {row['object_scale']:>5.2f} {row['object_coverage']:>7.1%} {row['objects']:>7} "
-              f"{row['length']:>6} {row['fps'] / fps[(first, *key)]:>7.2f}x {row['agreement']:>9.4%} "
-              f"{row['whole_frame_decodes']:>19}")
+              f"{row['length']:>6} {row['jf']:>6.3f} {row['agreement']:>9.4%} {whole:>19} "
+              f"{speed_up(row, by_key[(first, *key)])}")
 
 
 def main() -> int:
@@ -237,11 +320,18 @@ def main() -> int:
     parser.add_argument("--mem_every", type=int, default=5)
     parser.add_argument("--include_last", action="store_true")
     parser.add_argument("--channels_last", action="store_true")
-    parser.add_argument("--exact_decode", action="store_true", help="decode whole frames (eval flag of the same name)")
+    parser.add_argument("--local_decode", action="store_true",
+                        help="decode near where objects can be (eval flag of the same name); default whole frames")
     parser.add_argument("--compare", nargs="+", metavar="VARIANT",
                         help="time these ways of segmenting side by side: exact, local, local=N, amp, compile, "
                              "an architecture (join with +; default architecture: the first --arch)")
-    parser.add_argument("--weights", type=Path, help="trained weights to time (default: random weights)")
+    parser.add_argument("--weights", nargs="+", metavar="[ARCH=]PATH",
+                        help="trained weights to time, for every architecture or ARCH=PATH for one (default: random "
+                             "weights, which track nothing)")
+    parser.add_argument("--video", type=Path,
+                        help="time this DAVIS-layout video (.../JPEGImages/<res>/<name>, masks in the matching "
+                             "Annotations folder) instead of the synthetic clip; --objects, --size, --object_scales "
+                             "do not apply")
     parser.add_argument("--object_scales", type=float, nargs="+", default=[1.0],
                         help="scale the synthetic objects' sizes (one table block per scale)")
     parser.add_argument("--object_scale", type=float, default=1.0, help=argparse.SUPPRESS)  # child process
@@ -258,34 +348,37 @@ def main() -> int:
         [parse_variant(name) for name in args.compare or []]
     except ValueError as error:
         parser.error(str(error))
-    if args.weights is not None and not args.weights.is_file():
-        parser.error(f"--weights {args.weights}: no such file")
+    if len(set(args.arch)) != len(args.arch):
+        parser.error("--arch lists an architecture twice")
+    try:
+        parse_weights(args.weights, args.arch)
+        if args.video:
+            folder_clip(args.video)
+    except (ValueError, InputError) as error:
+        parser.error(str(error))
     if args.child:
         args.objects = args.objects[0]
         print(json.dumps(run_one(args)))
         return 0
     rows = []
-    if len(set(args.arch)) != len(args.arch):
-        parser.error("--arch lists an architecture twice")
     print(f"{'arch':>10} {'objects':>7} {'frames':>6} {'FPS':>6} {'s/frame@20':>10} {'s/frame@end':>11} {'end/20':>6} "
-          f"{'peak MB':>8} {'bank MB':>8} {'GFLOP/frame':>11} {'GFLOP/s':>8} {'matmul GFLOP/s':>14} {'ratio':>6}")
-    for scale, objects in ((s, o) for s in args.object_scales for o in args.objects):
-        child = [sys.executable, __file__, "--child", "--lengths", *map(str, args.lengths), "--objects",
-                 str(objects), "--size", *map(str, args.size), "--top", str(args.top), "--mem_every",
-                 str(args.mem_every), "--device", args.device, "--arch", *args.arch, "--object_scale", str(scale)] \
-            + (["--include_last"] if args.include_last else []) \
-            + (["--channels_last"] if args.channels_last else []) \
-            + (["--amp"] if args.amp else []) \
-            + (["--exact_decode"] if args.exact_decode else []) \
-            + (["--compare", *args.compare] if args.compare else []) \
-            + (["--weights", str(args.weights)] if args.weights else []) \
-            + (["--similarity", args.similarity] if args.similarity else [])
-        for row in json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout):
+          f"{'peak MB':>8} {'bank MB':>8} {'GFLOP/frame':>11} {'GFLOP/s':>8} {'matmul GFLOP/s':>14} {'ratio':>6} "
+          f"{'J&F':>6} {'tracks':>6}")
+    blocks = [(1.0, 0)] if args.video else [(s, o) for s in args.object_scales for o in args.objects]
+    for scale, objects in blocks:  # the child parses the same flags, then its own block's
+        child = [sys.executable, __file__, *sys.argv[1:], "--child", "--objects", str(objects), "--object_scale",
+                 str(scale)]
+        result = subprocess.run(child, capture_output=True, text=True)
+        if result.returncode:
+            sys.stderr.write(result.stderr)
+            return result.returncode
+        for row in json.loads(result.stdout):
             rows.append(row)
-            print(f"{row['arch']:>10} {objects:>7} {row['length']:>6} {row['fps']:>6.2f} {row['s_at_20']:>10.3f} "
-                  f"{row['s_at_end']:>11.3f} {row['s_at_end'] / row['s_at_20']:>6.2f} {row['peak_mb']:>8.0f} "
+            print(f"{row['arch']:>10} {row['objects']:>7} {row['length']:>6} {row['fps']:>6.2f} "
+                  f"{row['s_at_20']:>10.3f} {row['s_at_end']:>11.3f} {row['s_at_end'] / row['s_at_20']:>6.2f} {row['peak_mb']:>8.0f} "
                   f"{row['bank_mb']:>8.1f} {row['frame_gflop']:>11.1f} {row['achieved_gflops']:>8.1f} "
-                  f"{row['matmul_gflops']:>14.1f} {row['achieved_gflops'] / row['matmul_gflops']:>6.2f}", flush=True)
+                  f"{row['matmul_gflops']:>14.1f} {row['achieved_gflops'] / row['matmul_gflops']:>6.2f} "
+                  f"{row['jf']:>6.3f} {'yes' if row['tracks'] else 'no':>6}", flush=True)
     if args.compare:
         print_comparison(rows)
     elif len(args.arch) > 1 or args.amp:

@@ -46,7 +46,7 @@ class Segmenter:
     def segment(self, frames: Frames, masks: Mapping[int, Mask], *, top_k: int = 20, mem_every: int = 5,
                 include_last: bool = False, max_mem_frames: Optional[int] = None,
                 kmn_sigma: Optional[float] = None, size: Optional[int] = None, flip: bool = False,
-                exact_decode: bool = False, amp: bool = False) -> Iterator[np.ndarray]:
+                local_decode: bool = False, amp: bool = False) -> Iterator[np.ndarray]:
         """One H x W uint8 label map per frame, at the frame's size, with the masks' own labels (a generator).
 
         frames: a video file, a folder of images, or an iterable of H x W x 3 uint8 RGB arrays or PIL images.
@@ -64,7 +64,7 @@ class Segmenter:
         _check_mask_indices(masks)
         images = _images(frames)
         schedule = MemorySchedule(mem_every, include_last, top_k, max_mem_frames, kmn_sigma)
-        options = RunOptions(self.device, amp, size, flip=flip, exact_decode=exact_decode)
+        options = RunOptions(self.device, amp, size, flip=flip, local_decode=local_decode)
         return self._labels(_with_masks(images, masks), schedule, options)
 
     def _labels(self, numbered: Iterator[tuple], schedule: MemorySchedule, options: RunOptions) -> Iterator[np.ndarray]:

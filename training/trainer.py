@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from model.checkpoint import NetworkSpec, load_weights, save_weights, write_checkpoint
 from model.losses import BootstrapSchedule, stcn_loss
+from model.memory import FLOAT32_EXP_LIMIT, largest_similarity
 from training.config import TrainConfig
 from util.distributed import autocast
 
@@ -108,6 +109,8 @@ class Trainer:
         self.train_seconds = 0.0  # time spent in training steps over the whole run (resumes included)
         self.best_val: Optional[float] = None  # best validation J&F so far (--val_root)
         self.plan_final_at: Optional[int] = None  # with --minutes: the planned iterations are final since this one
+        self.last_frames: Optional[torch.Tensor] = None  # T, 3, H, W: the last batch's first sample
+        self.similarity_noted = False
 
     @property
     def plan_frozen(self) -> bool:
@@ -141,7 +144,9 @@ class Trainer:
 
     def step(self, batch: dict) -> Optional[tuple[dict, dict]]:
         """One optimisation step; None when the loss was not finite on some rank (step skipped)."""
-        out, losses = self.forward(self.to_device(batch))
+        batch = self.to_device(batch)
+        self.last_frames = batch["rgb"][0]
+        out, losses = self.forward(batch)
         return (out, losses) if self.optimise(losses["total_loss"]) else None
 
     def optimise(self, total: torch.Tensor) -> bool:
@@ -208,7 +213,27 @@ class Trainer:
         write_checkpoint(state, run.checkpoint)
         if network_too:
             card = {"iteration": self.iteration, "run_name": run.name, "train_config": self.config.to_json()}
+            largest = self.largest_similarity()
+            if largest is not None:
+                card["largest_similarity"] = largest
             save_weights(self.network, run.network(self.iteration), card)
+
+    @torch.no_grad()
+    def largest_similarity(self) -> Optional[float]:
+        """The largest similarity of the last batch's last frame to its earlier frames (shared keys only).
+        Noted once when it exceeds FLOAT32_EXP_LIMIT: the authors' evaluation code would overflow with
+        these weights (NaN, objects lost), this code subtracts the maximum and is unaffected."""
+        if self.last_frames is None or self.network.keys_per_object:
+            return None
+        keys = [self.network.encode_key(frame[None]).key.flatten(2) for frame in self.last_frames]  # 1, Ck, h*w
+        largest = largest_similarity(torch.cat(keys[:-1], dim=2), keys[-1], self.network.similarity)
+        if largest > FLOAT32_EXP_LIMIT and not self.similarity_noted:
+            self.similarity_noted = True
+            print(f"note: at iteration {self.iteration} a memory similarity reaches {largest:.0f}, beyond "
+                  f"{FLOAT32_EXP_LIMIT} where exp() overflows in float32. This code is unaffected; the authors' "
+                  "evaluation code (a top-k softmax without the maximum subtracted) would lose objects with "
+                  "these weights (README: weights and the authors' code)", flush=True)
+        return largest
 
     def load(self, path: Path) -> str:
         """Continue from a full checkpoint; returns its run name."""

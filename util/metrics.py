@@ -109,6 +109,46 @@ def evaluate_sequence(gt: np.ndarray, prediction: np.ndarray, num_objects: int) 
     return j_values, f_values
 
 
+# An object counts as tracked when it is found (J above 0.5, the toolkit's recall criterion) in this share of
+# the frames that show it (a lost object stays lost; one that is tracked dips below 0.5 now and then, at the
+# frame's edge or when it is small); a speed figure is claimed only for runs that track every object.
+TRACKED_SHARE = 0.8
+
+
+class VideoScore:
+    """J&F of a video scored frame by frame while it is segmented (no frames kept), and for each object the
+    share of the frames showing it in which it was found (J above 0.5). Leave out the annotated first frame,
+    as the toolkit does."""
+
+    def __init__(self, num_objects: int) -> None:
+        self.j_values: list[list[float]] = [[] for _ in range(num_objects)]
+        self.f_values: list[list[float]] = [[] for _ in range(num_objects)]
+        self.shown = np.zeros(num_objects, np.int64)
+        self.found = np.zeros(num_objects, np.int64)
+
+    def add(self, gt: np.ndarray, prediction: np.ndarray) -> None:
+        """Score one frame: H x W label maps (object k is label k + 1)."""
+        for k in range(len(self.j_values)):
+            gt_object, predicted_object = gt == k + 1, prediction == k + 1
+            self.j_values[k].append(float(region_similarity(gt_object, predicted_object)))
+            self.f_values[k].append(boundary_measure(gt_object, predicted_object))
+            if gt_object.any():
+                self.shown[k] += 1
+                self.found[k] += self.j_values[k][-1] > 0.5
+
+    def jf(self) -> float:
+        """The mean over objects of (J-Mean + F-Mean) / 2, as the toolkit's J&F-Mean of one video."""
+        return float(np.mean([(np.mean(j) + np.mean(f)) / 2 for j, f in zip(self.j_values, self.f_values)]))
+
+    def found_shares(self) -> list[float]:
+        """Per object, the share of the frames showing it in which it was found (1 if none showed it)."""
+        return [float(found / shown) if shown else 1.0 for found, shown in zip(self.found, self.shown)]
+
+    def tracks(self) -> bool:
+        """Whether every object was found in at least TRACKED_SHARE of the frames that show it."""
+        return min(self.found_shares(), default=1.0) >= TRACKED_SHARE
+
+
 def _read_labels(path: Path, year: int) -> tuple[np.ndarray, str]:
     """A ground-truth or result mask as the toolkit reads it: an indexed PNG for 2017; for 2016 also the
     release's 0/255 grey masks (`util.imageio.read_label_map`)."""

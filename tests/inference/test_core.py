@@ -47,7 +47,7 @@ def test_max_mem_frames_keeps_first_and_bounds_memory(clip, deterministic_stcn):
     keys, values = bank.memory()
     positions = (96 // 16) * (160 // 16)
     assert bank.num_frames == 3 and keys.shape[2] == 3 * positions
-    assert values.shape[:3] == (1, 2, 512 + 1)  # the values and each object's mask cells (local decoding)
+    assert values.shape[:3] == (1, 2, 512)
 
 
 def test_late_object_starts_its_own_memory_and_takes_over_its_pixels(clip, deterministic_stcn):

@@ -87,37 +87,41 @@ def test_an_undecided_network_is_decoded_over_whole_frames(reference_dir, determ
     """The reference weights leave every pixel near 0.5: the first frame after the annotation is an audit,
     and after it every object may be anywhere, so whole frames are decoded and the labels are exact."""
     clip = np.load(reference_dir / "inference_2obj.npz")
-    cores = [InferenceCore(deterministic_stcn, MemorySchedule(mem_every=5), exact_decode=exact) for exact in (True, False)]
+    cores = [InferenceCore(deterministic_stcn, MemorySchedule(mem_every=5), local_decode=local)
+             for local in (False, True)]
     for t, frame in enumerate(clip["frames"][:4]):
         probs = [core.step(normalise(frame), clip["first_mask"] if t == 0 else None) for core in cores]
         assert torch.equal(probs[0].argmax(dim=0), probs[1].argmax(dim=0))
-    assert cores[1].whole_frame_decodes == 2 * 3
+    assert cores[1].local.whole_frame_decodes == 2 * 3
 
 
 def test_memory_carries_each_objects_mask_cells_only_for_local_decoding(reference_dir, deterministic_stcn):
     clip = np.load(reference_dir / "inference_2obj.npz")
-    for exact in (False, True):
-        core = InferenceCore(deterministic_stcn, MemorySchedule(mem_every=5), exact_decode=exact)
+    for local in (True, False):
+        core = InferenceCore(deterministic_stcn, MemorySchedule(mem_every=5), local_decode=local)
         core.step(normalise(clip["frames"][0]), clip["first_mask"])
         _, values = core.groups[0].bank.memory()
-        assert values.shape[2] == 512 + (0 if exact else 1)
-        if not exact:
+        assert values.shape[2] == 512 + (1 if local else 0)
+        if local:
             first = torch.from_numpy(clip["first_mask"] == 1).float()[None]
             torch.testing.assert_close(values[0, 0, -1], local_decode.mask_cells(first)[0].flatten(), rtol=0, atol=1e-6)
-            assert core.previous_cells.shape == (2, 6, 10)
+            assert core.local.previous_cells.shape == (2, 6, 10)
 
 
 def test_local_decoding_keeps_the_reference_agreement(reference_dir, deterministic_stcn):
     """The reference's weights leave every pixel undecided, so every cell may hold every object: the whole
     frame is decoded and nothing changes."""
-    exact = segment_reference_clip(deterministic_stcn, reference_dir, exact_decode=True)
-    local = segment_reference_clip(deterministic_stcn, reference_dir, exact_decode=False)
+    exact = segment_reference_clip(deterministic_stcn, reference_dir)
+    local = segment_reference_clip(deterministic_stcn, reference_dir, local_decode=True)
     assert local == exact
 
 
-def test_exact_decode_flag_reaches_the_run_options():
+def test_whole_frames_are_decoded_unless_local_decoding_is_asked_for():
     parser = argparse.ArgumentParser()
     add_inference_args(parser)
     base = ["--model", "m.pth", "--output", "out", "--device", "cpu"]
-    assert not EvalConfig.from_args(parser.parse_args(base)).options.exact_decode
-    assert EvalConfig.from_args(parser.parse_args(base + ["--exact_decode"])).options.exact_decode
+    assert not EvalConfig.from_args(parser.parse_args(base)).options.local_decode
+    assert not EvalConfig.from_args(parser.parse_args(base + ["--exact_decode"])).options.local_decode  # older commands
+    assert EvalConfig.from_args(parser.parse_args(base + ["--local_decode"])).options.local_decode
+    with pytest.raises(SystemExit):
+        parser.parse_args(base + ["--local_decode", "--exact_decode"])

@@ -91,12 +91,47 @@ def _inference_benchmark_module():
 
 def test_inference_variants_name_the_architecture_decoding_and_precision():
     benchmark = _inference_benchmark_module()
-    assert benchmark.parse_variant("stm+exact+amp") == {
-        "arch": "stm", "exact_decode": True, "margin": benchmark.local_decode.MARGIN, "amp": True, "compile": False}
-    # --exact_decode and the first --arch apply where a variant does not say otherwise
-    assert benchmark.parse_variant("local=3", "stm", exact_decode=True) == {
-        "arch": "stm", "exact_decode": False, "margin": 3, "amp": False, "compile": False}
+    assert benchmark.parse_variant("stm+exact+amp", local=True) == {
+        "arch": "stm", "local_decode": False, "margin": benchmark.local_decode.MARGIN, "amp": True, "compile": False}
+    # --local_decode and the first --arch apply where a variant does not say otherwise
+    assert benchmark.parse_variant("amp", "stm", local=True)["local_decode"]
+    assert benchmark.parse_variant("local=3", "stm") == {
+        "arch": "stm", "local_decode": True, "margin": 3, "amp": False, "compile": False}
     with pytest.raises(ValueError, match="unknown variant 'fast'"):
         benchmark.parse_variant("stcn+fast")
     shorthand = argparse.Namespace(compare=None, arch=["stcn", "stm"], amp=True)
     assert benchmark.variant_names(shorthand) == ["stcn", "stcn+amp", "stm", "stm+amp"]
+
+
+def test_inference_benchmark_times_a_davis_layout_video_and_claims_no_speed_up_where_objects_are_lost(tmp_path):
+    run_script("scripts/make_synthetic.py", "--layout", "davis", "--out", tmp_path / "davis", "--videos", "1",
+               "--frames", "6", "--size", "64", "96", "--objects", "2", "--seed", "3")
+    video = next((tmp_path / "davis" / "JPEGImages" / "480p").iterdir())
+    rows_file = tmp_path / "video.json"
+    result = run_script("scripts/benchmark_inference.py", "--lengths", "27", "--video", video, "--device", "cpu",
+                        "--compare", "exact", "local", "--json", rows_file)
+    rows = json.loads(rows_file.read_text())
+    assert [row["arch"] for row in rows] == ["exact", "local"]
+    assert all(0 <= row["jf"] <= 1 and row["objects"] >= 1 for row in rows)
+    assert not rows[0]["tracks"]  # random weights lose the objects: no speed-up is claimed
+    assert "no claim: an object was lost" in result.stdout and "J&F" in result.stdout
+
+
+def test_inference_benchmark_claims_a_speed_up_only_where_both_sides_track():
+    benchmark = _inference_benchmark_module()
+    fast, slow = {"fps": 3.0, "tracks": True}, {"fps": 2.0, "tracks": True}
+    assert benchmark.speed_up(fast, slow) == "1.50x"
+    assert benchmark.speed_up(fast, {**slow, "tracks": False}) == benchmark.NO_CLAIM
+    assert benchmark.speed_up({**fast, "tracks": False}, slow) == benchmark.NO_CLAIM
+
+
+def test_inference_benchmark_weights_per_architecture(tmp_path):
+    benchmark = _inference_benchmark_module()
+    stcn, stm = tmp_path / "a.pth", tmp_path / "b.pth"
+    stcn.touch(), stm.touch()
+    assert benchmark.parse_weights([str(stcn)], ["stcn", "stm"]) == {"stcn": stcn, "stm": stcn}
+    assert benchmark.parse_weights([f"stcn={stcn}", f"stm={stm}"], ["stcn"]) == {"stcn": stcn, "stm": stm}
+    with pytest.raises(ValueError, match="'xmem' is not an architecture"):
+        benchmark.parse_weights([f"xmem={stm}"], ["stcn"])
+    result = run_script("scripts/benchmark_inference.py", "--weights", f"stm={tmp_path / 'missing.pth'}", check=False)
+    assert result.returncode == 2 and "missing.pth: no such file" in result.stderr

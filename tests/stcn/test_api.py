@@ -81,7 +81,7 @@ def test_load_prepares_the_network_for_inference(weights):
 def test_reference_clip_from_arrays_pil_images_and_a_folder(net, clip, tmp_path):
     """Parity through the API (whole-frame decoding), and the same labels from every kind of input."""
     frames, first = list(clip["frames"]), clip["first_mask"]
-    arrays = list(net.segment(frames, {0: first}, exact_decode=True))
+    arrays = list(net.segment(frames, {0: first}))
     assert (np.stack(arrays) == clip["expected_labels"]).mean() >= 0.999
     for index, frame in enumerate(frames):
         Image.fromarray(frame).save(tmp_path / f"{index:05d}.png")
@@ -92,7 +92,7 @@ def test_reference_clip_from_arrays_pil_images_and_a_folder(net, clip, tmp_path)
         "a generator": ((f for f in frames), {0: first.astype(np.int64)}),
     }
     for name, (source, masks) in sources.items():
-        labels = list(net.segment(source, masks, exact_decode=True))
+        labels = list(net.segment(source, masks))
         assert all((a == b).all() for a, b in zip(arrays, labels, strict=True)), name
 
 
@@ -114,10 +114,10 @@ def test_segment_streams_an_endless_source(net, clip):
 
 def test_settings_keep_the_evaluation_defaults_and_change_the_result(net, clip):
     frames, masks = list(clip["frames"]), {0: clip["first_mask"]}
-    default = np.stack(list(net.segment(frames, masks, exact_decode=True)))
-    same = np.stack(list(net.segment(frames, masks, exact_decode=True, top_k=20, mem_every=5)))
+    default = np.stack(list(net.segment(frames, masks)))
+    same = np.stack(list(net.segment(frames, masks, top_k=20, mem_every=5)))
     np.testing.assert_array_equal(default, same)
-    full_softmax = np.stack(list(net.segment(frames, masks, exact_decode=True, top_k=0, mem_every=1)))
+    full_softmax = np.stack(list(net.segment(frames, masks, top_k=0, mem_every=1)))
     assert (full_softmax != default).any()
     resized = list(net.segment(frames, masks, size=64, flip=True))
     assert all(lab.shape == clip["first_mask"].shape for lab in resized)  # labels at the input's size

@@ -279,3 +279,29 @@ def test_train_py_stops_on_a_nonsense_flag_with_one_line(tmp_path):
     result = run_script("train.py", "--stage", "3", "--save_every", "0", "--save_dir", tmp_path, check=False)
     assert result.returncode == 2 and result.stderr.strip() == "error: --save_every 0: must be at least 1"
     assert not any(tmp_path.iterdir())
+
+
+def test_saved_weights_record_their_largest_memory_similarity_and_note_an_overflow(data_roots, tmp_path, capsys):
+    """The authors' evaluation exponentiates similarities without subtracting the maximum: the card says how
+    large they get, and a run whose keys go beyond float32's exp() says so once."""
+    from model.checkpoint import read_card
+    from model.memory import FLOAT32_EXP_LIMIT
+    from training.trainer import RunPaths
+
+    trainer = _trainer(lr=0.0)
+    trainer.train_mode()
+    trainer.step(_batch(data_roots))
+    run = RunPaths(tmp_path, "run")
+    run.folder.mkdir(exist_ok=True)
+    trainer.save(run)
+    quiet = read_card(run.network(1))["largest_similarity"]
+    assert 0 < quiet < FLOAT32_EXP_LIMIT and "note:" not in capsys.readouterr().out
+    with torch.no_grad():
+        trainer.network.key_proj.key_proj.weight.mul_(30)  # keys 30 times longer: similarities 900 times larger
+        trainer.network.key_proj.key_proj.bias.mul_(30)
+    trainer.save(run)
+    loud = read_card(run.network(1))["largest_similarity"]
+    assert loud == pytest.approx(900 * quiet, rel=1e-3)
+    assert "beyond 88.72 where exp() overflows" in capsys.readouterr().out
+    trainer.save(run)
+    assert "note:" not in capsys.readouterr().out  # once per run

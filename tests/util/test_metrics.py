@@ -4,7 +4,15 @@ import math
 import numpy as np
 import pytest
 
-from util.metrics import boundary_map, boundary_measure, disk, evaluate_sequence, region_similarity, statistics
+from util.metrics import (
+    VideoScore,
+    boundary_map,
+    boundary_measure,
+    disk,
+    evaluate_sequence,
+    region_similarity,
+    statistics,
+)
 
 
 def square(shift_x: int = 0, shift_y: int = 0, size: int = 100) -> np.ndarray:
@@ -154,3 +162,35 @@ def test_statistics_decay_is_positive_when_quality_drops():
     values = np.linspace(1.0, 0.0, 40)
     assert statistics(values)[2] > 0.5
     assert statistics(values[::-1])[2] < -0.5
+
+
+def _two_squares(shift: int = 0) -> np.ndarray:
+    labels = np.zeros((40, 60), np.uint8)
+    labels[5:15, 5 + shift:15 + shift] = 1
+    labels[20:35, 30:45] = 2
+    return labels
+
+
+def test_video_score_streams_the_toolkits_jf_and_tells_a_lost_object():
+    gt = np.stack([_two_squares(shift) for shift in range(6)])
+    prediction = gt.copy()
+    prediction[3:][prediction[3:] == 2] = 0  # object 2 lost from frame 3 on
+    prediction[1] = _two_squares(2)  # object 1 a little off on frame 1
+    score = VideoScore(2)
+    for truth, predicted in zip(gt, prediction):
+        score.add(truth, predicted)
+    j_values, f_values = evaluate_sequence(gt, prediction, 2)
+    assert score.jf() == pytest.approx(np.mean((j_values.mean(axis=1) + f_values.mean(axis=1)) / 2))
+    assert score.found_shares() == [1.0, 0.5]  # object 1's J on frame 1 is 0.67: found
+    assert not score.tracks()
+    tracked = VideoScore(2)
+    tracked.add(gt[0], gt[0])
+    assert tracked.tracks() and tracked.jf() == 1.0
+
+
+def test_video_score_an_object_found_on_too_few_pixels_is_not_found():
+    gt = _two_squares()
+    everywhere = np.ones_like(gt)  # an undecided network labelling the whole frame as object 1
+    score = VideoScore(2)
+    score.add(gt, everywhere)
+    assert score.found_shares() == [0.0, 0.0] and not score.tracks()
