@@ -13,10 +13,20 @@ from training.config import TrainConfig, adopt_weights_structure, training_parse
 from training.data import build_dataset, first_planned_sample, training_loader
 from training.loop import run_training
 from training.trainer import RunPaths, Trainer, TrainingError, new_run, parameter_checksum
-from training.validation import Validator
+from training.validation import Validator, best_weights_path, history_path
 from util.cli import run_cli
 from util.distributed import cleanup, init_distributed, pick_device, rank_and_world
 from util.fileio import InputError, atomic_path
+
+
+def write_summary(run: RunPaths, summary: dict, stopped: bool) -> None:
+    """`<run>/run_summary.json`: what this process did, for scripts that run train.py (no output parsing)."""
+    validated = summary["best_val"] is not None
+    record = {**summary, "run": run.name, "state": "stopped" if stopped else "done",
+              "best_network": str(best_weights_path(run)) if validated else None,
+              "validation_history": str(history_path(run)) if validated else None}
+    with atomic_path(run.summary) as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
 
 
 def main() -> int:
@@ -50,7 +60,7 @@ def main() -> int:
         print(f"run {run.name} in {run.folder}: {len(dataset)} samples, {world} process(es) x batch "
               f"{config.batch_size // world}, "
               f"{'continuing from iteration %d' % trainer.iteration if config.resume else 'from scratch'}")
-        print(json.dumps(config.to_json(), indent=2))
+        print(f"configuration: {run.folder / 'config.json'}")
     try:
         summary = run_training(trainer, batches_for, run, args.stop_at, validator)
     except TrainingError as error:
@@ -66,8 +76,9 @@ def main() -> int:
         if config.minutes:
             print(plan_summary(config.minutes, summary, first_planned_sample(trainer.config)))
         if summary["best_val"] is not None:
-            print(f"validation J&F: best {summary['best_val']:.4f} ({run.folder / (run.name + '_best.pth')}); "
-                  f"history in {run.folder / 'val' / 'history.csv'}")
+            print(f"validation J&F: best {summary['best_val']:.4f} ({best_weights_path(run)}); "
+                  f"history in {history_path(run)}")
+        write_summary(run, summary, stopped)
     cleanup()
     return 0
 

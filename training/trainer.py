@@ -78,6 +78,11 @@ class RunPaths:
     def checkpoint(self) -> Path:
         return self.folder / f"{self.name}_checkpoint.pth"
 
+    @property
+    def summary(self) -> Path:
+        """What the last train.py process of the run did (train.py writes it at its end)."""
+        return self.folder / "run_summary.json"
+
 
 class Trainer:
     """Network, optimiser, schedule, scaler and bookkeeping of one training run on one rank."""

@@ -9,6 +9,7 @@ from inference import local_decode
 from inference.config import EvalConfig, add_inference_args
 from inference.core import InferenceCore, MemorySchedule
 from inference.reference import segment_reference_clip
+from model.network import KeyFeatures
 from util.preprocess import normalise
 
 
@@ -125,3 +126,34 @@ def test_whole_frames_are_decoded_unless_local_decoding_is_asked_for():
     assert EvalConfig.from_args(parser.parse_args(base + ["--local_decode"])).options.local_decode
     with pytest.raises(SystemExit):
         parser.parse_args(base + ["--local_decode", "--exact_decode"])
+
+
+class _CertainDecoder:
+    """A stand-in network that records the size (in cells) of every decode and is certain of the
+    background everywhere."""
+
+    def __init__(self) -> None:
+        self.sizes: list[tuple[int, int]] = []
+
+    def decode(self, readout: torch.Tensor, features) -> torch.Tensor:
+        height, width = readout.shape[-2:]
+        self.sizes.append((height, width))
+        return readout.new_full((1, readout.shape[1], height * 16, width * 16), -10.0)
+
+
+def test_the_local_decoder_audits_a_whole_frame_then_decodes_boxes_until_the_next_audit():
+    network, (height, width) = _CertainDecoder(), (30, 54)
+    decoder = local_decode.LocalDecoder(network, margin=1)
+    features = KeyFeatures(*(torch.zeros(1, 1, height * scale, width * scale) for scale in (1, 1, 1, 2, 4)))
+    readout = torch.zeros(1, 1, 2, height, width)  # one object: one value channel and its read-out mask cells
+    readout[0, 0, -1, 10, 20] = 1.0
+    decoder.observe(torch.zeros(1, height * 16, width * 16))
+    for _ in range(local_decode.AUDIT_EVERY + 1):
+        decoder.decode(readout, features)
+    side = 1 + 2 * (1 + local_decode.HALO)  # the object's cell, the margin and the halo on both sides
+    in_box = (side, side)
+    assert network.sizes == [(height, width)] + [in_box] * (local_decode.AUDIT_EVERY - 1) + [(height, width)]
+    assert decoder.escaping == [False] and decoder.whole_frame_decodes == 2
+    decoder.audit_next()  # objects joined: the next frame is an audit
+    decoder.decode(readout, features)
+    assert network.sizes[-1] == (height, width)

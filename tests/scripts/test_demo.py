@@ -1,4 +1,5 @@
 """scripts/demo.py end to end with a tiny budget: data, train.py, eval_davis.py, pictures, summary."""
+import argparse
 import json
 import os
 import re
@@ -10,6 +11,8 @@ import time
 import torch
 from eval_helpers import ROOT, run_script
 from PIL import Image
+
+from experiments.recipe import add_recipe_args, train_arguments
 
 SUMMARY_KEYS = {"jf_trained", "jf_untrained", "jf_copy_first", "fps", "train_minutes", "iterations"}
 
@@ -103,15 +106,11 @@ def test_ctrl_c_pauses_the_demo_with_a_checkpoint(tmp_path):
 
 
 def test_recipe_levers_reach_train_py_and_only_when_changed(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("demo", ROOT / "scripts" / "demo.py")
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    parser = argparse.ArgumentParser()
+    add_recipe_args(parser)
 
     def command(*flags: str) -> str:
-        args = demo.parse_args(["--out", str(tmp_path), *flags])
-        return " ".join(demo.train_arguments(args, 3, 100, tmp_path, 100)) + " "
+        return " ".join(train_arguments(parser.parse_args(flags), 3, 100, tmp_path, 100)) + " "
 
     paper = command()
     assert "--synthetic 96 160 20 " in paper

@@ -1,4 +1,5 @@
 """train.py and the trainer: stage defaults, exact resume, torchrun DDP, signals, non-finite losses."""
+import json
 import os
 import re
 import signal
@@ -69,9 +70,15 @@ def test_resume_is_exact(data_roots, tmp_path):
     assert "stopped (resume with --resume) at iteration 2" in stopped.stdout
     checkpoint = next((tmp_path / "b").glob("*/*_checkpoint.pth"))
     assert torch.load(checkpoint)["iteration"] == 2
+    summary_path = checkpoint.parent / "run_summary.json"  # what the process did, for scripts that run it
+    summary = json.loads(summary_path.read_text())
+    assert (summary["state"], summary["iteration"], summary["checkpoint"]) == ("stopped", 2, str(checkpoint))
     resumed = run_script("train.py", *_video_args(data_roots, tmp_path / "b", "-i", "4", "--resume", checkpoint,
                                                   "--num_workers", "2"))
     assert "continuing from iteration 2" in resumed.stdout and "done at iteration 4 (2 this run)" in resumed.stdout
+    summary = json.loads(summary_path.read_text())
+    assert (summary["state"], summary["iteration"], summary["iterations_run"]) == ("done", 4, 2)
+    assert summary["network"] == str(checkpoint.parent / f"{summary['run']}_4.pth") and summary["best_network"] is None
     assert _checksums(straight.stdout) == _checksums(resumed.stdout)
     run_a = next((tmp_path / "a").iterdir())
     weights_a = torch.load(run_a / f"{run_a.name}_4.pth")
