@@ -15,18 +15,19 @@ ways of that object count; CUDA max-allocated on a GPU), memory bank size (per w
 a whole frame against the fp32 matmul rate measured in the same process, and how well each way segmented
 what it timed: J&F against the clip's masks (frames after the first) and whether it tracks (every object
 found, J above 0.5, in 80% of the frames that show it; util/metrics.py). A speed-up is claimed only where
-both sides track: random weights (the default) track nothing, so time trained ones (`--weights`).
+both sides track: random weights (the default) track nothing, so time trained ones (`--model`).
 
 `--compare A B ...` names the ways, each a variant joined with +: stcn or stm (the architecture, default
 the first --arch), exact (every object decoded over the whole frame, the default), local (decoded near
 where it can be, --local_decode; local=N with a margin of N cells), amp, compile (torch.compile of the two
 encoders). It prints each one's FPS over the first one's and the share of pixels whose label equals the
 first one's. `--arch A B` and `--amp` are shorthands (variants A, B, A+amp, ...) that print the FPS ratios
-beside the paper's. `--weights` times trained weights instead of random ones (`stm=PATH` for one
-architecture's); `--object_scales` repeats everything with the synthetic objects scaled in size.
-Examples: python scripts/benchmark_inference.py --lengths 50 100 200 --objects 1 3 --weights saves/stcn.pth
+beside the paper's. `--model` times trained weights instead of random ones (`stm=PATH` for one
+architecture's; `--weights` is its old name); `--object_scales` repeats everything with the synthetic
+objects scaled in size.
+Examples: python scripts/benchmark_inference.py --lengths 50 100 200 --objects 1 3 --model saves/stcn.pth
           python scripts/benchmark_inference.py --lengths 100 --video $D/JPEGImages/480p/0000 --arch stcn stm \
-              --weights stcn=$W1 stm=$W2
+              --model stcn=$W1 stm=$W2
 """
 import argparse
 import copy
@@ -171,19 +172,19 @@ def compiled(network: torch.nn.Module) -> torch.nn.Module:
 
 
 def parse_weights(items: Optional[list[str]], archs: list[str]) -> dict[str, Path]:
-    """--weights: PATH for every architecture, or ARCH=PATH for one; {architecture: path}."""
+    """--model: PATH for every architecture, or ARCH=PATH for one; {architecture: path}."""
     weights = {}
     for item in items or []:
         arch, separator, path = item.partition("=")
         if separator and arch in ARCHS:
             weights[arch] = Path(path)
         elif separator:
-            raise ValueError(f"--weights {item}: {arch!r} is not an architecture ({', '.join(ARCHS)})")
+            raise ValueError(f"--model {item}: {arch!r} is not an architecture ({', '.join(ARCHS)})")
         else:
             weights.update({name: Path(item) for name in archs})
     for arch, path in weights.items():
         if not path.is_file():
-            raise ValueError(f"--weights {path}: no such file")
+            raise ValueError(f"--model {path}: no such file")
     return weights
 
 
@@ -202,14 +203,14 @@ def build_runs(args: argparse.Namespace, device: torch.device, schedule: MemoryS
                num_objects: int) -> list[_Timed]:
     """One core per variant; variants of the same architecture share its network (the same weights)."""
     networks, runs = {}, []
-    weights = parse_weights(args.weights, args.arch)
+    weights = parse_weights(args.model, args.arch)
     for name in variant_names(args):
         settings = parse_variant(name, args.arch[0], args.local_decode)
         arch = settings["arch"]
         if arch not in networks:
             networks[arch] = build_network(arch, args.similarity, device, args.channels_last, weights.get(arch))
             if networks[arch].arch != arch:
-                raise ValueError(f"--weights {weights[arch]}: {networks[arch].arch} weights, not {arch}")
+                raise ValueError(f"--model {weights[arch]}: {networks[arch].arch} weights, not {arch}")
         network = networks[arch]
         core = InferenceCore(compiled(network) if settings["compile"] else network, schedule,
                              settings["local_decode"], settings["margin"])
@@ -325,7 +326,8 @@ def main() -> int:
     parser.add_argument("--compare", nargs="+", metavar="VARIANT",
                         help="time these ways of segmenting side by side: exact, local, local=N, amp, compile, "
                              "an architecture (join with +; default architecture: the first --arch)")
-    parser.add_argument("--weights", nargs="+", metavar="[ARCH=]PATH",
+    parser.add_argument("--weights", nargs="+", help=argparse.SUPPRESS)  # the old name of --model
+    parser.add_argument("--model", nargs="+", metavar="[ARCH=]PATH",
                         help="trained weights to time, for every architecture or ARCH=PATH for one (default: random "
                              "weights, which track nothing)")
     parser.add_argument("--video", type=Path,
@@ -351,7 +353,10 @@ def main() -> int:
     if len(set(args.arch)) != len(args.arch):
         parser.error("--arch lists an architecture twice")
     try:
-        parse_weights(args.weights, args.arch)
+        if args.weights:
+            print("note: --weights is now --model, the evaluation scripts' name", file=sys.stderr)
+            args.model = (args.model or []) + args.weights
+        parse_weights(args.model, args.arch)
         if args.video:
             folder_clip(args.video)
     except (ValueError, InputError) as error:

@@ -209,14 +209,14 @@ class TrainConfig:
         stage = STAGES[args.stage]
         if args.resume and args.load_model and args.resume != args.load_model:
             raise InputError("--resume and --load_model name different checkpoints; give one")
-        synthetic = tuple(args.synthetic) if getattr(args, "synthetic", None) else None
-        pool = getattr(args, "synthetic_pool", 0)
+        synthetic = tuple(args.synthetic) if args.synthetic else None
+        pool = args.synthetic_pool
         if pool and synthetic is None:
             raise InputError("--synthetic_pool needs --synthetic")
         if pool < 0:
             raise InputError(f"--synthetic_pool must be at least 0, got {pool}")
-        val_root, val_every = getattr(args, "val_root", None), getattr(args, "val_every", 0)
-        val_points, minutes = getattr(args, "val_points", 0), getattr(args, "minutes", None)
+        val_root, val_every = args.val_root, args.val_every
+        val_points, minutes = args.val_points, args.minutes
         if val_every < 0 or (val_every and val_root is None):
             raise InputError(f"--val_every {val_every}: give a positive interval, with --val_root")
         if val_points < 0 or (val_points and (val_root is None or val_every)):
@@ -224,16 +224,16 @@ class TrainConfig:
                              f"--val_every")
         if minutes is not None and minutes <= 0:
             raise InputError(f"--minutes must be positive, got {minutes}")
-        clip = ClipSpec(getattr(args, "sample_frames", FRAMES), getattr(args, "max_targets", MAX_TARGETS))
-        max_jump = getattr(args, "max_jump", 0)
+        clip = ClipSpec(args.sample_frames, args.max_targets)
+        max_jump = args.max_jump
         if stage.data == "static" and (clip.frames != FRAMES or max_jump):
             raise InputError(f"stage {args.stage} warps one image into {FRAMES} frames: --sample_frames and "
                              f"--max_jump are for the video stages (1-3)")
         if synthetic is not None and stage.data != "static" and synthetic[2] < clip.frames:
             raise InputError(f"--synthetic videos of {synthetic[2]} frames cannot give --sample_frames "
                              f"{clip.frames}")
-        arch = getattr(args, "arch", None) or "stcn"
-        if getattr(args, "no_cbam", False) and arch != "stcn":
+        arch = args.arch or "stcn"
+        if args.no_cbam and arch != "stcn":
             raise InputError("--no_cbam is an STCN ablation (STM has no fusion block)")
         log_every, log_image_every = (1, 10) if args.debug else (args.log_every, args.log_image_every)
         return cls(
@@ -246,10 +246,10 @@ class TrainConfig:
             clip_grad=args.clip_grad, bootstrap_start=args.bootstrap_start, bootstrap_end=args.bootstrap_end,
             bootstrap_top_p=args.bootstrap_top_p, arch=arch,
             similarity=args.similarity or ARCHS[arch].default_similarity,
-            cbam=not getattr(args, "no_cbam", False), backbone=args.backbone,
+            cbam=not args.no_cbam, backbone=args.backbone,
             load_network=args.load_network, resume=args.resume or args.load_model,
             static_root=args.static_root, bl_root=args.bl_root, yv_root=args.yv_root, davis_root=args.davis_root,
-            yv_subset=getattr(args, "yv_subset", None),
+            yv_subset=args.yv_subset,
             crop_size=args.crop_size, num_workers=args.num_workers, save_dir=args.save_dir,
             save_every=args.save_every, log_every=log_every, log_image_every=log_image_every, seed=args.seed,
             device=args.device, amp=not args.no_amp, cpu_amp=args.cpu_amp, pretrained=not args.no_pretrained,
@@ -257,7 +257,7 @@ class TrainConfig:
             synthetic=synthetic, synthetic_pool=pool, sample_frames=clip.frames, max_targets=clip.max_targets,
             max_jump=max_jump, val_root=val_root, val_every=val_every,
             val_points=val_points, minutes=minutes,
-            literal_forward=getattr(args, "literal_forward", False), channels_last=getattr(args, "channels_last", False),
+            literal_forward=args.literal_forward, channels_last=args.channels_last,
         )
 
     @property

@@ -133,5 +133,7 @@ def test_inference_benchmark_weights_per_architecture(tmp_path):
     assert benchmark.parse_weights([f"stcn={stcn}", f"stm={stm}"], ["stcn"]) == {"stcn": stcn, "stm": stm}
     with pytest.raises(ValueError, match="'xmem' is not an architecture"):
         benchmark.parse_weights([f"xmem={stm}"], ["stcn"])
-    result = run_script("scripts/benchmark_inference.py", "--weights", f"stm={tmp_path / 'missing.pth'}", check=False)
+    result = run_script("scripts/benchmark_inference.py", "--model", f"stm={tmp_path / 'missing.pth'}", check=False)
     assert result.returncode == 2 and "missing.pth: no such file" in result.stderr
+    old_name = run_script("scripts/benchmark_inference.py", "--weights", tmp_path / "missing.pth", check=False)
+    assert old_name.returncode == 2 and "--weights is now --model" in old_name.stderr
