@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from dataset.sampling import FRAMES, MAX_TARGETS
 from dataset.synthetic import generate_video, sample_rng
-from util.cli import flag_values
+from util.cli import Renamed, flag_values
 from util.fileio import InputError, atomic_path
 from util.imageio import write_indexed_png
 
@@ -26,12 +26,15 @@ def add_recipe_args(parser: argparse.ArgumentParser, iterations_flag: bool = Tru
     """The synthetic data and the training recipe: the demo's, shared with scripts/ablation_table.py
     (which has its own --iterations)."""
     data = parser.add_argument_group("synthetic data")
-    data.add_argument("--size", type=int, nargs=2, default=(96, 160), metavar=("H", "W"), help="frame size")
+    data.add_argument("--frame_size", type=int, nargs=2, default=(96, 160), metavar=("H", "W"),
+                      help="the validation frames' size (default 96 160)")
+    data.add_argument("--size", type=int, nargs=2, dest="frame_size", action=Renamed, new_name="--frame_size",
+                      help=argparse.SUPPRESS)
     data.add_argument("--val_videos", type=int, default=16)
     data.add_argument("--val_frames", type=int, default=20)
     data.add_argument("--train_frames", type=int, default=20, help="length of the generated training videos")
     data.add_argument("--train_size", type=int, nargs=2, metavar=("H", "W"),
-                      help="size of the generated training frames (default: --size, the validation frames')")
+                      help="size of the generated training frames (default: --frame_size, the validation frames')")
     data.add_argument("--objects", type=int, default=3, help="most objects per validation video")
     recipe = parser.add_argument_group("training recipe (train.py flags)")
     if iterations_flag:
@@ -87,7 +90,7 @@ def train_arguments(args: argparse.Namespace, stage: int, iterations: int, save_
     """train.py's command line for one stage of the demo recipe: `iterations` (the schedule's shape when
     a budget of `minutes` is given; train.py plans the total), validated on `val_root` `val_points` times
     evenly and at the end, if given."""
-    height, width = args.train_size or args.size
+    height, width = args.train_size or args.frame_size
     command = [
         "--stage", str(stage), "--id", run_id or f"demo_s{stage}",
         "--synthetic", str(height), str(width), str(args.train_frames),
@@ -129,12 +132,14 @@ def demo_recipe(args: argparse.Namespace, arguments: list[str]) -> dict:
     return {"train": arguments, "validation": validation_settings(args), "evaluation": eval_arguments(args)}
 
 
-VALIDATION_FLAGS = {"videos": "--val_videos", "frames": "--val_frames", "size": "--size", "max_objects": "--objects"}
+VALIDATION_FLAGS = {"videos": "--val_videos", "frames": "--val_frames", "size": "--frame_size",
+                    "max_objects": "--objects"}
 
 
 def validation_settings(args: argparse.Namespace) -> dict:
     """The generated validation set, as demo_summary.json records it."""
-    return {"videos": args.val_videos, "frames": args.val_frames, "size": list(args.size), "max_objects": args.objects}
+    return {"videos": args.val_videos, "frames": args.val_frames, "size": list(args.frame_size),
+            "max_objects": args.objects}
 
 
 def stopped_checkpoint(out: Path) -> Path:

@@ -10,6 +10,7 @@ from inference.core import MemorySchedule
 from model.memory import SIMILARITIES
 from util.cli import at_least, check_flags, positive
 from util.distributed import pick_device
+from util.fileio import check_output_folder
 
 
 def add_inference_args(parser: argparse.ArgumentParser, default_size: Optional[int] = None) -> None:
@@ -76,6 +77,7 @@ class EvalConfig:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "EvalConfig":
         check_flags(args, FLAG_RULES)
+        check_output_folder(args.output)
         schedule = MemorySchedule(args.mem_every, args.include_last, args.top, args.max_mem_frames, args.kmn_sigma)
         options = RunOptions(pick_device(args.device), args.amp, args.size, getattr(args, "overlay", False),
                              args.flip, args.local_decode)

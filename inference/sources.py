@@ -41,14 +41,6 @@ class Video:
                 for i, f in enumerate(self.frames)]
 
 
-
-
-
-
-
-
-
-
 def davis_split_root(davis_path: Path, split_folder: str = "trainval") -> Path:
     """`<davis_path>/<split_folder>` (trainval or test-dev), `davis_path` itself if it already is that
     folder (has ImageSets), or `<davis_path>/2017/<split_folder>` when given the folder above DAVIS 2017."""
@@ -153,8 +145,10 @@ def video_file(path: Path, first_mask: Path) -> Video:
 
 
 def iterate_frames(video: Video, plan: list[bool]) -> Iterator[tuple[int, np.ndarray, Optional[np.ndarray]]]:
-    """Yield (index, RGB image, mask or None) for the planned frames, checking mask and image sizes."""
+    """Yield (index, RGB image, mask or None) for the planned frames, checking that every frame has the first
+    frame's size and every mask its frame's."""
     reader = video_frames(video.video_file) if video.video_file else None
+    first_size = None
     for index, (frame, wanted) in enumerate(zip(video.frames, plan)):
         image = next(reader, None) if reader else None
         if reader and image is None:
@@ -163,6 +157,11 @@ def iterate_frames(video: Video, plan: list[bool]) -> Iterator[tuple[int, np.nda
             continue
         if image is None:
             image = read_image(frame.image_path)
+        first_size = first_size or (image.shape[:2], frame.image_path or video.video_file)
+        if image.shape[:2] != first_size[0]:
+            raise InputError(f"{frame.image_path}: frame is {image.shape[1]}x{image.shape[0]} but the video's first "
+                             f"frame ({first_size[1].name}) is {first_size[0][1]}x{first_size[0][0]}; all frames of "
+                             "a video must have one size")
         mask_path = video.first_mask if (reader and index == 0) else frame.mask_path
         mask = None
         if mask_path is not None:

@@ -110,6 +110,12 @@ def write_card(network: nn.Module, weights: Union[str, Path], extra: Optional[di
         tmp.write_text(json.dumps({**asdict(spec_of(network)), **(extra or {})}, indent=2))
 
 
+def similarity_for(arch: str, given: Optional[str] = None, recorded: Optional[str] = None) -> str:
+    """The memory similarity a network uses: the flag, else the one recorded with its weights, else the
+    architecture's (l2 for STCN, as the released stcn.pth; dot for STM). The one place this is decided."""
+    return given or recorded or ARCHS[arch].default_similarity
+
+
 def resolve_spec(weights: Union[str, Path], data: dict[str, Any], similarity: Optional[str] = None) -> NetworkSpec:
     """The spec to evaluate `weights` with: structure from the weights, similarity from the card.
 
@@ -123,7 +129,7 @@ def resolve_spec(weights: Union[str, Path], data: dict[str, Any], similarity: Op
         source = card_path(weights) if card_path(weights).is_file() else weights
         raise CheckpointError(f"{weights}: trained with --similarity {recorded} (recorded in {source}); "
                               f"--similarity {similarity} contradicts it (drop the flag)")
-    chosen = similarity or recorded or ARCHS[structure["arch"]].default_similarity
+    chosen = similarity_for(structure["arch"], similarity, recorded)
     return NetworkSpec(structure["arch"], chosen, structure["backbone"], structure["cbam"])
 
 

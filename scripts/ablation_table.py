@@ -65,7 +65,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args.out = args.out.resolve()
     data = args.out / "data"
     args.out.mkdir(parents=True, exist_ok=True)
-    height, width = args.size
+    height, width = args.frame_size
     settings_path = args.out / "settings.json"
     recipe = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
               if k not in ("out", "seeds")}
@@ -93,7 +93,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     rows = summarise(results)
     write_runs_csv(results, args.out / "runs.csv")
     write_csv(rows, args.out / "table.csv")
-    settings = {"val_videos": args.val_videos, "val_frames": args.val_frames, "size": args.size,
+    settings = {"val_videos": args.val_videos, "val_frames": args.val_frames, "size": args.frame_size,
                 "copy_first_jf": copy_first, "wall_minutes": (time.perf_counter() - started) / 60,
                 "command": "python scripts/ablation_table.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     write_markdown(rows, results, settings, args.out / "table.md")

@@ -47,8 +47,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from dataset.synthetic import generate_video
 from inference import local_decode
 from inference.core import InferenceCore, MemorySchedule
-from model.checkpoint import ARCHS, NetworkSpec, load_network
+from model.checkpoint import ARCHS, NetworkSpec, load_network, similarity_for
 from model.fold import fold_batchnorm
+from util.cli import Renamed
 from util.distributed import autocast, peak_memory_bytes, pick_device, synchronise
 from util.fileio import InputError
 from util.imageio import list_images, read_image, read_mask
@@ -130,7 +131,7 @@ def build_network(arch: str, similarity: str, device: torch.device, channels_las
     if weights is not None:
         return load_network(weights, device, similarity)
     torch.manual_seed(0)
-    network = fold_batchnorm(NetworkSpec(arch, similarity or ARCHS[arch].default_similarity).build().eval())
+    network = fold_batchnorm(NetworkSpec(arch, similarity_for(arch, similarity)).build().eval())
     network = network.to(device)
     return network.to(memory_format=torch.channels_last) if channels_last else network
 
@@ -223,7 +224,8 @@ def run_one(args: argparse.Namespace) -> list[dict]:
     frame; one row per way and length, read off at that frame."""
     device = pick_device(args.device)
     schedule = MemorySchedule(args.mem_every, args.include_last, args.top)
-    clip = folder_clip(args.video) if args.video else synthetic_clip(args.objects, tuple(args.size), args.object_scale)
+    clip = (folder_clip(args.video) if args.video else
+            synthetic_clip(args.objects, tuple(args.frame_size), args.object_scale))
     runs = build_runs(args, device, schedule, clip.num_objects)
     rate = matmul_gflops(device)
     length = max(args.lengths)
@@ -316,7 +318,10 @@ def main() -> int:
                         help="architectures, timed side by side (e.g. --arch stcn stm for supplementary D)")
     parser.add_argument("--similarity", choices=("l2", "dot"), default=None,
                         help="for every architecture (default: each one's own: l2 for STCN, dot for STM)")
-    parser.add_argument("--size", type=int, nargs=2, default=[480, 854], metavar=("H", "W"))
+    parser.add_argument("--frame_size", type=int, nargs=2, default=[480, 854], metavar=("H", "W"),
+                        help="the synthetic clip's frame size (default 480 854)")
+    parser.add_argument("--size", type=int, nargs=2, dest="frame_size", action=Renamed, new_name="--frame_size",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--mem_every", type=int, default=5)
     parser.add_argument("--include_last", action="store_true")
@@ -380,8 +385,8 @@ def main() -> int:
         for row in json.loads(result.stdout):
             rows.append(row)
             print(f"{row['arch']:>10} {row['objects']:>7} {row['length']:>6} {row['fps']:>6.2f} "
-                  f"{row['s_at_20']:>10.3f} {row['s_at_end']:>11.3f} {row['s_at_end'] / row['s_at_20']:>6.2f} {row['peak_mb']:>8.0f} "
-                  f"{row['bank_mb']:>8.1f} {row['frame_gflop']:>11.1f} {row['achieved_gflops']:>8.1f} "
+                  f"{row['s_at_20']:>10.3f} {row['s_at_end']:>11.3f} {row['s_at_end'] / row['s_at_20']:>6.2f} "
+                  f"{row['peak_mb']:>8.0f} {row['bank_mb']:>8.1f} {row['frame_gflop']:>11.1f} {row['achieved_gflops']:>8.1f} "
                   f"{row['matmul_gflops']:>14.1f} {row['achieved_gflops'] / row['matmul_gflops']:>6.2f} "
                   f"{row['jf']:>6.3f} {'yes' if row['tracks'] else 'no':>6}", flush=True)
     if args.compare:

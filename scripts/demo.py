@@ -164,7 +164,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 def write_data(args: argparse.Namespace, out: Path, checkpoint: Optional[Path]) -> None:
     """[2] A new demo folder with its validation set, or (--resume) the stopped run's, kept."""
-    data, (height, width) = out / "data", args.size
+    data, (height, width) = out / "data", args.frame_size
     if checkpoint is not None:
         print(f"\n[2] Continuing the stopped run in {out} from {checkpoint.name}", flush=True)
     else:
@@ -176,7 +176,7 @@ def write_data(args: argparse.Namespace, out: Path, checkpoint: Optional[Path]) 
         print(f"    validation: {args.val_videos} videos x {args.val_frames} frames at {height}x{width}, "
               f"1-{args.objects} objects ({data}, DAVIS layout)")
     drawn = f"one of {args.pool} fixed" if args.pool else "a fresh"
-    train_height, train_width = args.train_size or args.size
+    train_height, train_width = args.train_size or args.frame_size
     print(f"    training: {drawn} {args.train_frames}-frame {train_height}x{train_width} video for every sample "
           f"(train.py --synthetic)", flush=True)
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from dataset.synthetic_layouts import LAYOUTS, SyntheticSpec, write_layout
+from util.cli import Renamed
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -17,7 +18,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--videos", type=int, default=4,
                         help="videos per set; for static, images per folder (default 4)")
     parser.add_argument("--frames", type=int, default=30, help="frames per video (default 30)")
-    parser.add_argument("--size", type=int, nargs=2, default=(480, 854), metavar=("H", "W"),
+    parser.add_argument("--size", type=int, nargs=2, dest="frame_size", action=Renamed, new_name="--frame_size",
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--frame_size", type=int, nargs=2, default=(480, 854), metavar=("H", "W"),
                         help="frame size (default 480 854)")
     parser.add_argument("--objects", type=int, default=3, help="most objects per video (default 3)")
     parser.add_argument("--seed", type=int, default=0)
@@ -25,8 +28,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.videos, args.frames, args.fss_classes) < 1:
         parser.error("--videos, --frames and --fss_classes must be at least 1")
-    if min(args.size) < 16:
-        parser.error("--size must be at least 16 16")
+    if min(args.frame_size) < 16:
+        parser.error("--frame_size must be at least 16 16")
     if not 1 <= args.objects <= 254:
         parser.error("--objects must be between 1 and 254")
     if args.seed < 0:
@@ -37,7 +40,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     """Generate the dataset described by the command line; exit code 2 if it cannot be made."""
     args = parse_args(argv)
-    spec = SyntheticSpec(videos=args.videos, frames=args.frames, size=tuple(args.size), max_objects=args.objects,
+    spec = SyntheticSpec(videos=args.videos, frames=args.frames, size=tuple(args.frame_size), max_objects=args.objects,
                          seed=args.seed, fss_classes=args.fss_classes)
     try:
         write_layout(args.layout, args.out, spec)

@@ -6,7 +6,7 @@ from typing import Optional
 
 from dataset.sampling import FRAMES, MAX_TARGETS, ClipSpec
 from model.backbones import BACKBONES
-from model.checkpoint import ARCHS, read_checkpoint, resolve_spec
+from model.checkpoint import ARCHS, read_checkpoint, resolve_spec, similarity_for
 from model.memory import SIMILARITIES
 from util.cli import at_least, check_flags, positive
 from util.fileio import InputError
@@ -245,7 +245,7 @@ class TrainConfig:
             lr=args.lr, gamma=args.gamma, weight_decay=args.weight_decay, warmup=args.warmup,
             clip_grad=args.clip_grad, bootstrap_start=args.bootstrap_start, bootstrap_end=args.bootstrap_end,
             bootstrap_top_p=args.bootstrap_top_p, arch=arch,
-            similarity=args.similarity or ARCHS[arch].default_similarity,
+            similarity=similarity_for(arch, args.similarity),
             cbam=not args.no_cbam, backbone=args.backbone,
             load_network=args.load_network, resume=args.resume or args.load_model,
             static_root=args.static_root, bl_root=args.bl_root, yv_root=args.yv_root, davis_root=args.davis_root,

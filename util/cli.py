@@ -30,6 +30,20 @@ def check_flags(args: argparse.Namespace, rules: dict[str, Rule]) -> None:
             raise InputError(f"--{name} {shown}: {expected}")
 
 
+class Renamed(argparse.Action):
+    """A flag's old name: still accepted (a documented command keeps working), with a note naming the new
+    one. Add it beside the new flag with the same dest, `action=Renamed, new_name=...` and hidden help."""
+
+    def __init__(self, option_strings: list[str], dest: str, new_name: str, **kwargs: Any) -> None:
+        kwargs.setdefault("default", argparse.SUPPRESS)  # the new flag's default stands
+        super().__init__(option_strings, dest, **kwargs)
+        self.new_name = new_name
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"note: {option_string} is now {self.new_name}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def at_least(minimum: float) -> Rule:
     return (lambda value: value >= minimum, f"must be at least {minimum:g}")
 

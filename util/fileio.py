@@ -35,6 +35,18 @@ def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
         raise
 
 
+def check_output_folder(path: Union[str, Path], flag: str = "--output") -> None:
+    """An InputError naming `path` when it cannot be an output folder: it, or the nearest part of it that
+    exists, is a file, or that part cannot be written. Checked before any work is done."""
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists() or p == Path(p.anchor))
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"cannot be made: {existing} is a file"
+        raise InputError(f"{flag} {path}: {where}, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} {path}: {existing} is not writable")
+
+
 @contextmanager
 def atomic_dir(path: Union[str, Path]) -> Iterator[Path]:
     """Yield a new temporary sibling folder; on success it replaces `path` (an existing folder is removed).

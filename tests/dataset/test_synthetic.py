@@ -24,7 +24,7 @@ def make(tmp_path: Path, layout: str, *extra: str, videos: int = 3, frames: int 
     """Run the CLI for a small dataset and return its folder."""
     out = tmp_path / layout
     command = [sys.executable, "scripts/make_synthetic.py", "--layout", layout, "--out", str(out),
-               "--videos", str(videos), "--frames", str(frames), "--size", *map(str, SIZE), "--objects", "3",
+               "--videos", str(videos), "--frames", str(frames), "--frame_size", *map(str, SIZE), "--objects", "3",
                "--seed", str(seed), *extra]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -274,12 +274,18 @@ def test_cli_replaces_output_and_rejects_bad_arguments(tmp_path):
     (out / "stale.txt").write_text("old")
     make(tmp_path, "bl30k", videos=1, frames=2)
     assert names(out) == ["Annotations", "JPEGImages"]
-    for bad in (["--videos", "0"], ["--size", "8", "8"], ["--objects", "0"], ["--layout", "kitti"]):
+    for bad in (["--videos", "0"], ["--frame_size", "8", "8"], ["--size", "8", "8"], ["--objects", "0"],
+                ["--layout", "kitti"]):
         command = [sys.executable, "scripts/make_synthetic.py", "--layout", "davis", "--out", str(tmp_path / "x"),
                    *bad]
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and "error" in done.stderr
     assert not (tmp_path / "x").exists()
+    command = [sys.executable, "scripts/make_synthetic.py", "--layout", "davis", "--out", str(tmp_path / "y"),
+               "--videos", "1", "--frames", "2", "--objects", "1", "--size", "32", "48"]
+    renamed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert renamed.returncode == 0 and "note: --size is now --frame_size" in renamed.stderr  # the old name still works
+    assert next((tmp_path / "y" / "JPEGImages" / "480p").iterdir()).joinpath("00000.jpg").is_file()
 
 
 def test_failed_generation_leaves_no_output(tmp_path, monkeypatch):

@@ -33,6 +33,6 @@ def test_the_budget_probe_times_the_recipe(tmp_path):
     """With --minutes the table times each architecture's training step to give all the same iterations."""
     parser = argparse.ArgumentParser()
     add_recipe_args(parser, iterations_flag=False)
-    args = parser.parse_args(["--size", "32", "48", "--train_frames", "5", "--batch", "1"])
+    args = parser.parse_args(["--frame_size", "32", "48", "--train_frames", "5", "--batch", "1"])
     seconds = ablation.seconds_per_iteration(train_arguments(args, 3, 10, tmp_path, 10), steps=1)
     assert 0 < seconds < 60

@@ -339,6 +339,18 @@ def test_evaluation_flags_that_make_no_sense_stop_at_once(davis_root, weights, t
         assert not out.exists()
 
 
+def test_an_output_that_is_a_file_stops_before_any_work(davis_root, weights, tmp_path):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    inside = taken / "d17"
+    for output, message in ((taken, f"--output {taken}: is a file, not a folder"),
+                            (inside, f"--output {inside}: cannot be made: {taken} is a file, not a folder")):
+        result = run_script("eval_davis.py", "--model", weights, "--davis_path", davis_root, "--output", output,
+                            check=False)
+        assert result.returncode == 2 and result.stderr.strip() == f"error: {message}", result.stderr
+    assert taken.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_paths_one_level_off(davis_root, weights, tmp_path):
     """The folder above DAVIS 2017 works as --davis_path; a folder given as --model is named as such."""
     out = tmp_path / "above"

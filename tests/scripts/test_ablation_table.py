@@ -5,7 +5,7 @@ import json
 
 from eval_helpers import run_script
 
-TINY = ["--iterations", "1", "--seeds", "2", "--size", "32", "48", "--val_videos", "2", "--val_frames", "6",
+TINY = ["--iterations", "1", "--seeds", "2", "--frame_size", "32", "48", "--val_videos", "2", "--val_frames", "6",
         "--train_frames", "5", "--objects", "2", "--batch", "1", "--warmup", "1"]
 
 

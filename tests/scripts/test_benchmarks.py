@@ -9,7 +9,7 @@ from eval_helpers import ROOT, run_script
 
 def test_inference_benchmark_prints_a_row_per_length_and_architecture(tmp_path):
     rows_file = tmp_path / "inference.json"
-    result = run_script("scripts/benchmark_inference.py", "--lengths", "27", "28", "--objects", "2", "--size", "32",
+    result = run_script("scripts/benchmark_inference.py", "--lengths", "27", "28", "--objects", "2", "--frame_size", "32",
                         "48", "--device", "cpu", "--arch", "stcn", "stm", "--json", rows_file)
     assert "FPS" in result.stdout and "GFLOP/s" in result.stdout
     assert "FPS STCN / STM, same frames, interleaved (paper: 20.2/10.2 = 1.98)" in result.stdout
@@ -25,7 +25,7 @@ def test_inference_benchmark_prints_a_row_per_length_and_architecture(tmp_path):
 
 def test_inference_benchmark_times_mixed_precision_beside_fp32(tmp_path):
     rows_file = tmp_path / "amp.json"
-    result = run_script("scripts/benchmark_inference.py", "--lengths", "27", "--objects", "1", "--size", "32", "48",
+    result = run_script("scripts/benchmark_inference.py", "--lengths", "27", "--objects", "1", "--frame_size", "32", "48",
                         "--device", "cpu", "--amp", "--json", rows_file)
     assert "FPS STCN / STCN+AMP, same frames, interleaved" in result.stdout
     rows = json.loads(rows_file.read_text())
@@ -72,7 +72,7 @@ def test_training_benchmark_rejects_an_unknown_variant():
 
 def test_inference_benchmark_compares_decoding_and_reports_agreement(tmp_path):
     rows_file = tmp_path / "decode.json"
-    result = run_script("scripts/benchmark_inference.py", "--lengths", "28", "--objects", "2", "--size", "64", "96",
+    result = run_script("scripts/benchmark_inference.py", "--lengths", "28", "--objects", "2", "--frame_size", "64", "96",
                         "--device", "cpu", "--compare", "exact", "local", "local=1", "--object_scales", "0.5",
                         "--json", rows_file)
     assert "pixels labelled as by exact" in result.stdout
@@ -105,7 +105,7 @@ def test_inference_variants_name_the_architecture_decoding_and_precision():
 
 def test_inference_benchmark_times_a_davis_layout_video_and_claims_no_speed_up_where_objects_are_lost(tmp_path):
     run_script("scripts/make_synthetic.py", "--layout", "davis", "--out", tmp_path / "davis", "--videos", "1",
-               "--frames", "6", "--size", "64", "96", "--objects", "2", "--seed", "3")
+               "--frames", "6", "--frame_size", "64", "96", "--objects", "2", "--seed", "3")
     video = next((tmp_path / "davis" / "JPEGImages" / "480p").iterdir())
     rows_file = tmp_path / "video.json"
     result = run_script("scripts/benchmark_inference.py", "--lengths", "27", "--video", video, "--device", "cpu",

@@ -20,7 +20,7 @@ SUMMARY_KEYS = {"jf_trained", "jf_untrained", "jf_copy_first", "fps", "train_min
 def test_demo_pipeline_fills_its_folder_stopped_and_resumed(tmp_path):
     out = tmp_path / "demo"
     env = dict(os.environ, DEMO_MINUTES="1")
-    flags = ["scripts/demo.py", "--skip_parity", "--out", out, "--size", "32", "48", "--val_videos", "2",
+    flags = ["scripts/demo.py", "--skip_parity", "--out", out, "--frame_size", "32", "48", "--val_videos", "2",
              "--val_frames", "5", "--train_frames", "5", "--objects", "2", "--batch", "1", "--iterations", "2",
              "--warmup", "1", "--curve_points", "2"]
     nothing = run_script(*flags[:3], tmp_path / "none", *flags[4:], "--resume", check=False)
@@ -66,7 +66,7 @@ def test_demo_pipeline_fills_its_folder_stopped_and_resumed(tmp_path):
 
 def test_demo_without_iterations_trains_for_its_budget(tmp_path):
     out = tmp_path / "demo"
-    run_script("scripts/demo.py", "--skip_parity", "--out", out, "--size", "32", "48", "--val_videos", "2",
+    run_script("scripts/demo.py", "--skip_parity", "--out", out, "--frame_size", "32", "48", "--val_videos", "2",
                "--val_frames", "5", "--train_frames", "5", "--objects", "2", "--warmup", "1",
                "--minutes", "0.3", "--curve_points", "2")
     summary = json.loads((out / "demo_summary.json").read_text())
@@ -82,7 +82,7 @@ def test_demo_without_iterations_trains_for_its_budget(tmp_path):
 def test_ctrl_c_pauses_the_demo_with_a_checkpoint(tmp_path):
     out = tmp_path / "demo"
     iterations = 100000  # far more than can run before the signal, however fast the machine: it comes mid-training
-    command = [sys.executable, str(ROOT / "scripts" / "demo.py"), "--skip_parity", "--out", str(out), "--size", "32",
+    command = [sys.executable, str(ROOT / "scripts" / "demo.py"), "--skip_parity", "--out", str(out), "--frame_size", "32",
                "48", "--val_videos", "1", "--val_frames", "3", "--train_frames", "3", "--objects", "1", "--batch",
                "1", "--iterations", str(iterations), "--warmup", "1", "--curve_points", "1", "--num_workers", "1"]
     with open(tmp_path / "stdout", "w") as stdout, open(tmp_path / "stderr", "w") as stderr:
