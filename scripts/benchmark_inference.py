@@ -47,6 +47,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from dataset.synthetic import generate_video
 from inference import local_decode
 from inference.core import InferenceCore, MemorySchedule
+from inference.outputs import labels_of
 from model.checkpoint import ARCHS, NetworkSpec, load_network, similarity_for
 from model.fold import fold_batchnorm
 from util.cli import Renamed
@@ -74,21 +75,19 @@ def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 5) -> f
 
 @dataclass
 class Clip:
-    """`length` frames with their ground truth: `frame(i)` (H, W, 3) uint8 RGB, `labels(i)` (H, W)."""
+    """`length` frames with their ground truth: `frame(i)` (H, W, 3) uint8 RGB, `labels(i)` (H, W), and
+    the number of objects (the largest label of frame 0)."""
 
     length: int
     frame: Callable[[int], np.ndarray]
     labels: Callable[[int], np.ndarray]
-
-    @property
-    def num_objects(self) -> int:
-        return int(self.labels(0).max())
+    num_objects: int
 
 
 def synthetic_clip(objects: int, size: tuple[int, int], object_scale: float = 1.0) -> Clip:
     """A 20-frame synthetic clip (seed 0) with exactly `objects` objects."""
     video = generate_video(np.random.default_rng(0), 20, size, objects, min_objects=objects, object_scale=object_scale)
-    return Clip(len(video.frames), video.frames.__getitem__, video.labels.__getitem__)
+    return Clip(len(video.frames), video.frames.__getitem__, video.labels.__getitem__, int(video.labels[0].max()))
 
 
 def folder_clip(frames_dir: Path) -> Clip:
@@ -104,7 +103,8 @@ def folder_clip(frames_dir: Path) -> Clip:
     if missing:
         raise InputError(f"{missing[0]}: no mask for frame {frames[masks.index(missing[0])].name} (the benchmark "
                          f"scores every frame, so every frame needs one; {len(missing)} missing)")
-    return Clip(len(frames), lambda i: read_image(frames[i]), lambda i: read_mask(masks[i]))
+    return Clip(len(frames), lambda i: read_image(frames[i]), lambda i: read_mask(masks[i]),
+                int(read_mask(masks[0]).max()))
 
 
 def streamed_frames(clip: Clip, length: int) -> Iterator[tuple[np.ndarray, Optional[np.ndarray], np.ndarray, float]]:
@@ -242,16 +242,16 @@ def run_one(args: argparse.Namespace) -> list[dict]:
                 prob = run.core.step(image, mask, is_last=t == length - 1)
             synchronise(device)
             run.times.append(time.perf_counter() - start)
-            labels[run.label] = torch.tensor([0, *run.core.object_ids])[prob.argmax(dim=0).cpu()]
+            labels[run.label] = labels_of(prob, run.core.object_ids)
             if counter is not None:
                 run.flops = counter.get_total_flops()
             if t == 21 + WINDOW:
                 run.at_20 = float(np.mean(run.times[21:21 + WINDOW]))  # frame 20 ran under the FLOP counter
         for run in runs:
             run.equal_pixels += int((labels[run.label] == labels[runs[0].label]).sum())
-            run.pixels += labels[run.label].numel()
+            run.pixels += labels[run.label].size
             if t > 0:  # the first frame is given
-                run.score.add(truth, labels[run.label].numpy())
+                run.score.add(truth, labels[run.label])
         if t + 1 in args.lengths:
             for run in runs:
                 rows.append({
@@ -386,8 +386,8 @@ def main() -> int:
             rows.append(row)
             print(f"{row['arch']:>10} {row['objects']:>7} {row['length']:>6} {row['fps']:>6.2f} "
                   f"{row['s_at_20']:>10.3f} {row['s_at_end']:>11.3f} {row['s_at_end'] / row['s_at_20']:>6.2f} "
-                  f"{row['peak_mb']:>8.0f} {row['bank_mb']:>8.1f} {row['frame_gflop']:>11.1f} {row['achieved_gflops']:>8.1f} "
-                  f"{row['matmul_gflops']:>14.1f} {row['achieved_gflops'] / row['matmul_gflops']:>6.2f} "
+                  f"{row['peak_mb']:>8.0f} {row['bank_mb']:>8.1f} {row['frame_gflop']:>11.1f} "
+                  f"{row['achieved_gflops']:>8.1f} {row['matmul_gflops']:>14.1f} {row['achieved_gflops'] / row['matmul_gflops']:>6.2f} "
                   f"{row['jf']:>6.3f} {'yes' if row['tracks'] else 'no':>6}", flush=True)
     if args.compare:
         print_comparison(rows)

@@ -50,7 +50,6 @@ from experiments.runs import (
     ROOT,
     copy_first_mask,
     run_eval_davis,
-    run_folder,
     run_parity,
     run_train,
     untrained_weights,
@@ -140,7 +139,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     print("\n[5] Pictures", flush=True)
     overlay_gif(data, out / "masks", out / "overlay.gif")
-    run = run_folder(save_dir)
+    run = training.weights.parent  # the run's folder: its network or its checkpoint is in it
     curve = [{"iteration": int(row["iteration"]), "minutes": row["train_minutes"], "jf": row["jf"]}
              for row in read_history(run / "val" / "history.csv")]  # validation during training
     learning_curve([(0.0, untrained["jf"])] + [(c["minutes"], c["jf"]) for c in curve],

@@ -128,13 +128,13 @@ class VideoScore:
 
     def add(self, gt: np.ndarray, prediction: np.ndarray) -> None:
         """Score one frame: H x W label maps (object k is label k + 1)."""
-        for k in range(len(self.j_values)):
-            gt_object, predicted_object = gt == k + 1, prediction == k + 1
-            self.j_values[k].append(float(region_similarity(gt_object, predicted_object)))
-            self.f_values[k].append(boundary_measure(gt_object, predicted_object))
-            if gt_object.any():
+        j_values, f_values = evaluate_sequence(gt[None], prediction[None], len(self.j_values))  # K, 1 each
+        for k, (j, f) in enumerate(zip(j_values[:, 0], f_values[:, 0])):
+            self.j_values[k].append(float(j))
+            self.f_values[k].append(float(f))
+            if (gt == k + 1).any():
                 self.shown[k] += 1
-                self.found[k] += self.j_values[k][-1] > 0.5
+                self.found[k] += j > 0.5
 
     def jf(self) -> float:
         """The mean over objects of (J-Mean + F-Mean) / 2, as the toolkit's J&F-Mean of one video."""
