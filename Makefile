@@ -15,7 +15,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 install: $(VENV)/.installed
 
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=25 tests
 
 test-gpu: install  # the GPU path only (tests marked cuda), with the memory figures printed
 	$(PY) -m pytest -q -s -m cuda tests

@@ -12,7 +12,7 @@ from inference.config import EvalConfig, add_inference_args
 from inference.outputs import write_zip
 from inference.runner import run_inference
 from inference.sources import davis_split_root, davis_videos, full_resolution_folder
-from util.cli import run_cli
+from util.cli import ArgumentParser, existing_folder, run_cli
 from util.distributed import cleanup
 from util.metrics import evaluate_davis, format_tables
 
@@ -21,8 +21,8 @@ FULL_RESOLUTION_PROCESSING = 480  # shorter side at which full-resolution frames
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--davis_path", type=Path, default=Path("../DAVIS/2017"))
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--davis_path", type=existing_folder, default=Path("../DAVIS/2017"))
     parser.add_argument("--split", choices=tuple(SPLITS), default="val")
     parser.add_argument("--year", type=int, choices=(2016, 2017), default=2017)
     parser.add_argument("--resolution", choices=("480", "full"), default="480",

@@ -5,21 +5,20 @@ Examples:
   python eval_generic.py --model saves/stcn.pth --video clip.mp4 --mask first.png --output output/clip
 """
 import argparse
-from pathlib import Path
 
 from inference.config import EvalConfig, add_inference_args
 from inference.runner import run_inference
 from inference.sources import folder_videos, video_file
-from util.cli import run_cli
+from util.cli import ArgumentParser, existing_file, existing_folder, run_cli
 from util.distributed import cleanup
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data_path", type=Path, help="folder with JPEGImages/ and Annotations/")
-    source.add_argument("--video", type=Path, help="a video file readable by OpenCV")
-    parser.add_argument("--mask", type=Path, help="first-frame mask of --video (indexed or 8-bit label PNG)")
+    source.add_argument("--data_path", type=existing_folder, help="folder with JPEGImages/ and Annotations/")
+    source.add_argument("--video", type=existing_file, help="a video file readable by OpenCV")
+    parser.add_argument("--mask", type=existing_file, help="first-frame mask of --video (indexed or 8-bit label PNG)")
     parser.add_argument("--overlay", action="store_true", help="also write an overlay video per input video")
     add_inference_args(parser)
     args = parser.parse_args()

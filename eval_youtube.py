@@ -13,13 +13,13 @@ from inference.config import EvalConfig, add_inference_args
 from inference.outputs import write_zip
 from inference.runner import run_inference
 from inference.sources import youtube_videos
-from util.cli import run_cli
+from util.cli import ArgumentParser, existing_folder, run_cli
 from util.distributed import cleanup
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--yv_path", type=Path, default=Path("../YouTube"))
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--yv_path", type=existing_folder, default=Path("../YouTube"))
     parser.add_argument("--split", choices=("valid", "test"), default="valid")
     parser.add_argument("--output_all", action="store_true", help="write every frame, not only those asked for")
     add_inference_args(parser, default_size=480)

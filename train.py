@@ -4,6 +4,7 @@
   torchrun --nproc_per_node 2 train.py --stage 3 --id s03 --load_network saves/<run>/<run>_300000.pth
 """
 import json
+import os
 import sys
 
 import torch
@@ -12,11 +13,13 @@ from training.budget import plan_summary
 from training.config import TrainConfig, adopt_weights_structure, training_parser
 from training.data import build_dataset, first_planned_sample, training_loader
 from training.loop import run_training
-from training.trainer import RunPaths, Trainer, TrainingError, new_run, parameter_checksum
+from training.trainer import RunPaths, Trainer, TrainingError, latest_checkpoint, new_run, parameter_checksum
 from training.validation import Validator, best_weights_path, history_path
 from util.cli import run_cli
-from util.distributed import cleanup, init_distributed, pick_device, rank_and_world
-from util.fileio import InputError, atomic_path
+from util.distributed import check_same_on_every_rank, cleanup, init_distributed, pick_device, rank_and_world
+from util.fileio import InputError, atomic_path, remove_stale_temporaries
+
+AUTO = "auto"
 
 
 def write_summary(run: RunPaths, summary: dict, stopped: bool) -> None:
@@ -29,8 +32,19 @@ def write_summary(run: RunPaths, summary: dict, stopped: bool) -> None:
         tmp.write_text(json.dumps(record, indent=2))
 
 
+def resolve_auto_resume(args) -> str:
+    """`--resume auto`: the newest checkpoint of this --id under --save_dir, or a new run; says which."""
+    restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
+    after = f" (torchrun restart {restart})" if restart else ""
+    args.resume = latest_checkpoint(args.save_dir, args.id)
+    if args.resume is None:
+        return f"--resume auto: no checkpoint of --id {args.id} under {args.save_dir}: a new run{after}"
+    return f"--resume auto: resuming from {args.resume}{after}"
+
+
 def main() -> int:
     args = training_parser().parse_args()
+    auto_note = resolve_auto_resume(args) if str(args.resume) == AUTO else None
     config = adopt_weights_structure(TrainConfig.from_args(args), args.arch, args.similarity)
     rank, world = rank_and_world()
     if config.batch_size % world:
@@ -44,6 +58,7 @@ def main() -> int:
     trainer = Trainer(config, device, rank, world)
     if config.resume:
         run = RunPaths(config.resume.parent, trainer.load(config.resume))
+        check_same_on_every_rank(trainer.iteration, "iteration to resume from", device)
         if args.stop_at is not None and args.stop_at <= trainer.iteration:
             raise InputError(f"--stop_at {args.stop_at}: {config.resume} is already at iteration "
                              f"{trainer.iteration}; continue without --stop_at or with a later one")
@@ -54,7 +69,11 @@ def main() -> int:
         return iter(training_loader(dataset, run_config, start_iteration, rank, world, device.type == "cuda"))
 
     if rank == 0:
+        if auto_note:
+            print(auto_note)
         run.folder.mkdir(parents=True, exist_ok=True)
+        for left in remove_stale_temporaries(run.folder):
+            print(f"removed {left.name}: a file a killed process was writing")
         with atomic_path(run.folder / "config.json") as tmp:
             tmp.write_text(json.dumps(config.to_json(), indent=2))
         print(f"run {run.name} in {run.folder}: {len(dataset)} samples, {world} process(es) x batch "

@@ -86,12 +86,14 @@ class InferenceCore:
 
     @torch.inference_mode()
     def step(self, image: torch.Tensor, mask: Optional[Union[np.ndarray, torch.Tensor]] = None,
-             new_object_ids: Sequence[int] = (), is_last: bool = False) -> torch.Tensor:
+             new_object_ids: Sequence[int] = (), is_last: bool = False, whole_mask: bool = False) -> torch.Tensor:
         """Segment the next frame; returns probabilities (K+1, H, W) over background and known objects.
 
         image: normalised (3, H, W). mask: label map (H, W) holding the new objects (other labels are
         ignored); new_object_ids: the labels of `mask` that are new objects (default: all non-zero
         labels in it). is_last: the frame is not encoded into memory (no later frame needs it).
+        whole_mask: `mask` gives every object at this frame (a user's correction): the known objects take
+        it too (an object it lacks is absent there), and its new labels are new objects.
         """
         self.frame_index += 1
         padded, pads = pad_to_multiple(image.unsqueeze(0), 16)
@@ -99,7 +101,10 @@ class InferenceCore:
         features = self.network.encode_key(padded)
         prob = self._propagate(features, padded.shape[-2:])  # K+1, H', W'
         is_memory = mask is not None or self.schedule.is_memory_frame(self.frame_index, self.last_memory_index)
-        if mask is not None:
+        if mask is not None and whole_mask:
+            prob = self._take_known(prob, mask, pads)
+            new_object_ids = [i for i in torch.as_tensor(mask).unique().tolist() if i != 0 and i not in self.object_ids]
+        if mask is not None and (new_object_ids or not whole_mask):
             prob = self._add_objects(prob, mask, new_object_ids, pads)
         if self.local is not None and self.groups:
             self.local.observe(prob[1:])
@@ -125,6 +130,14 @@ class InferenceCore:
         decoder = self.network if self.local is None else self.local
         logits = decoder.decode(readout, features)
         return aggregate(torch.sigmoid(logits)[0], dim=0)  # from K, H', W' objects
+
+    def _take_known(self, prob: torch.Tensor, mask: Union[np.ndarray, torch.Tensor], pads) -> torch.Tensor:
+        """The known objects' probabilities replaced by their masks in `mask` (a correction), re-aggregated."""
+        if not self.object_ids:
+            return prob
+        labels = torch.as_tensor(mask if torch.is_tensor(mask) else np.asarray(mask), device=prob.device)
+        one_hot = torch.stack([labels == i for i in self.object_ids]).float()  # K, H, W
+        return aggregate(torch.nn.functional.pad(one_hot, pads), dim=0)
 
     def _add_objects(self, prob: torch.Tensor, mask: Union[np.ndarray, torch.Tensor],
                      new_object_ids: Sequence[int], pads) -> torch.Tensor:

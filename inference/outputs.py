@@ -1,7 +1,9 @@
 """What inference writes: palette PNG masks, score files for merging, overlay videos, the timing summary
 and the server zip. Sinks receive every processed frame; each writes into a folder that the runner
 renames into place when the video is complete."""
+import hashlib
 import json
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,54 @@ class VideoTiming:
     name: str
     frames: int
     seconds: float
+
+
+class CompletedVideos:
+    """Which videos of an output folder are finished: `<output>/.complete/<video>.json`, written atomically
+    once all of a video's files are in place, holds its timing and the settings it was made with. A rerun
+    with the same settings skips those videos (unless `reuse` is off); a video cut off half-way, or made
+    with other settings, has no matching record and is segmented again."""
+
+    def __init__(self, output: Path, settings: dict, reuse: bool = True) -> None:
+        self.folder = output / ".complete"
+        self.settings = json.loads(json.dumps(settings, default=str))  # as it reads back
+        self.reuse = reuse
+
+    def _record(self, video: Video) -> Path:
+        return self.folder / f"{video.name}.json"
+
+    def timing(self, video: Video) -> Optional[VideoTiming]:
+        """The timing of `video` from an earlier run with these settings; None if it is to be segmented."""
+        if not self.reuse:
+            return None
+        try:
+            record = json.loads(self._record(video).read_text())
+        except (OSError, ValueError):
+            return None
+        if record.get("settings") != self.settings or record.get("source") != _source_of(video):
+            return None
+        return VideoTiming(video.name, record["processed_frames"], record["seconds"])
+
+    def forget(self, video: Video) -> None:
+        """Drop a video's record before its files are written again (a record must follow its files)."""
+        self._record(video).unlink(missing_ok=True)
+
+    def mark(self, video: Video, timing: VideoTiming) -> None:
+        record = {"settings": self.settings, "source": _source_of(video),
+                  "processed_frames": timing.frames, "seconds": timing.seconds}
+        with atomic_path(self._record(video)) as tmp:
+            tmp.write_text(json.dumps(record))
+
+
+def _source_of(video: Video) -> str:
+    """A digest of where a video's frames and masks come from and which frames are written: a rerun on other
+    data (another --davis_path, frames added) does not reuse the outputs of this one."""
+    def where(path: Optional[Path]) -> Optional[str]:
+        return None if path is None else os.path.abspath(path)
+
+    frames = [(f.name, where(f.image_path), where(f.mask_path), f.required) for f in video.frames]
+    described = json.dumps([where(video.video_file), where(video.first_mask), video.merge_labels, frames])
+    return hashlib.sha1(described.encode()).hexdigest()
 
 
 def labels_of(prob: torch.Tensor, object_ids: list[int]) -> np.ndarray:
@@ -68,7 +118,7 @@ class OverlayWriter:
 
     def __init__(self, path: Path, video: Video, palette: list[int]) -> None:
         self.path = path
-        self.fps = _video_fps(video.video_file) if video.video_file else 24.0
+        self.fps = video_fps(video.video_file) if video.video_file else 24.0
         self.colours = np.array(palette, dtype=np.uint8).reshape(-1, 3)
         self.writer = None
         self._target = atomic_path(path)
@@ -82,10 +132,7 @@ class OverlayWriter:
             height, width = image.shape[:2]
             fourcc = cv2.VideoWriter_fourcc(*"mp4v")
             self.writer = cv2.VideoWriter(str(self.temporary), fourcc, self.fps, (width, height))
-        blend = image.astype(np.float32)
-        foreground = labels > 0
-        blend[foreground] = 0.5 * blend[foreground] + 0.5 * self.colours[labels][foreground]
-        self.writer.write(cv2.cvtColor(blend.astype(np.uint8), cv2.COLOR_RGB2BGR))
+        self.writer.write(cv2.cvtColor(blend_labels(image, labels, self.colours), cv2.COLOR_RGB2BGR))
 
     def __exit__(self, *exc) -> None:
         if self.writer is not None:
@@ -93,7 +140,16 @@ class OverlayWriter:
         self._target.__exit__(*exc)
 
 
-def _video_fps(path: Path) -> float:
+def blend_labels(image: np.ndarray, labels: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H, W, 3) with each object's pixels half its colour (`colours`: 256 x 3, by label)."""
+    blend = image.astype(np.float32)
+    foreground = labels > 0
+    blend[foreground] = 0.5 * blend[foreground] + 0.5 * colours[labels][foreground]
+    return blend.astype(np.uint8)
+
+
+def video_fps(path: Path) -> float:
+    """A video file's frame rate (24 when it does not say)."""
     capture = cv2.VideoCapture(str(path))
     fps = capture.get(cv2.CAP_PROP_FPS) or 24.0
     capture.release()

@@ -16,13 +16,14 @@ from tqdm import tqdm
 
 from inference.config import EvalConfig, RunOptions
 from inference.core import InferenceCore, MemorySchedule, plan_frames
-from inference.outputs import MaskFolder, OverlayWriter, ScoreFolder, VideoTiming, labels_of, prepare_scores, summarise
+from inference.outputs import (CompletedVideos, MaskFolder, OverlayWriter, ScoreFolder, VideoTiming, labels_of,
+                               prepare_scores, summarise)
 from inference.prefetch import read_ahead
 from inference.sources import Video, iterate_frames
 from model.checkpoint import describe, load_network
 from model.network import MemoryNetwork
 from util.distributed import autocast, barrier, init_distributed, rank_and_world, synchronise
-from util.fileio import InputError, atomic_dir
+from util.fileio import InputError, atomic_dir, remove_stale_temporaries
 from util.imageio import DAVIS_PALETTE, read_indexed_png
 from util.preprocess import normalise
 
@@ -52,13 +53,13 @@ def _segment_frame(core: InferenceCore, image: np.ndarray, mask: Optional[np.nda
     new_ids = []
     if mask is not None:  # before resizing, so that tiny objects stay objects; known objects keep propagating
         new_ids = [int(i) for i in np.unique(mask) if i != 0 and int(i) not in core.object_ids]
-        mask = torch.from_numpy(mask).to(options.device) if new_ids else None
+        mask = torch.from_numpy(mask).to(options.device) if new_ids or options.whole_masks else None
     if options.size:
         x = resize(x, options.size, InterpolationMode.BICUBIC, antialias=True)
         if mask is not None:
             mask = resize(mask[None], options.size, InterpolationMode.NEAREST)[0]
     with autocast(options.device, options.amp):
-        prob = core.step(x, mask, new_ids, is_last=is_last).float()
+        prob = core.step(x, mask, new_ids, is_last=is_last, whole_mask=options.whole_masks).float()
     if prob.shape[-2:] != (height, width):
         prob = F.interpolate(prob[None], (height, width), mode="bilinear", align_corners=False)[0]
     return prob.flip(-1) if options.flip else prob
@@ -130,30 +131,63 @@ def segment_video(network: MemoryNetwork, video: Video, schedule: MemorySchedule
 
 
 def run_videos(network: MemoryNetwork, videos: list[Video], schedule: MemorySchedule, out_dir: Path,
-               options: RunOptions = RunOptions(), scores_dir: Optional[Path] = None) -> list[VideoTiming]:
-    """Segment this process's share of `videos` (all of them without torchrun); timings of all ranks."""
+               options: RunOptions = RunOptions(), scores_dir: Optional[Path] = None,
+               completed: Optional[CompletedVideos] = None) -> list[VideoTiming]:
+    """Segment this process's share of `videos` (all of them without torchrun) and return the timings of the
+    whole set in its order. With `completed`, the videos an earlier run finished are skipped (rank 0 decides,
+    and the ranks split what is left) and each finished video is recorded."""
     rank, world = rank_and_world()
-    mine = videos[rank::world]
+    earlier = [] if completed is None else [t for t in map(completed.timing, videos) if t is not None]
+    earlier = _from_rank0(earlier)
+    done_names = {t.name for t in earlier}
+    mine = [video for video in videos if video.name not in done_names][rank::world]
+    if earlier and rank == 0:
+        print(f"{len(earlier)} of {len(videos)} videos finished by an earlier run with these settings: skipped "
+              f"(--rerun segments them again)", flush=True)
+    timings = []
     with tqdm(mine, desc=f"videos (rank {rank})" if world > 1 else "videos", unit="video") as bar:
-        timings = [segment_video(network, video, schedule, out_dir, options, scores_dir) for video in bar]
+        for video in bar:
+            if completed is not None:
+                completed.forget(video)
+            timings.append(segment_video(network, video, schedule, out_dir, options, scores_dir))
+            if completed is not None:
+                completed.mark(video, timings[-1])
     if dist.is_available() and dist.is_initialized():
         gathered: list = [None] * world
         dist.all_gather_object(gathered, timings)
         timings = [t for part in gathered for t in part]
-    return timings
+    by_name = {t.name: t for t in earlier + timings}
+    return [by_name[video.name] for video in videos]
+
+
+def _from_rank0(value):
+    """Rank 0's `value` on every rank (a picklable object); `value` itself without torchrun."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
 
 
 def run_inference(config: EvalConfig, videos: list[Video], mask_dir: Path, annotation_dir: str = "") -> Optional[dict]:
     """Segment `videos` into `mask_dir` (`annotation_dir` is its path under the output, for merging
-    saved scores); on rank 0 write timing.json, print the speed and return the summary (None elsewhere)."""
+    saved scores), continuing an interrupted run into the same output; on rank 0 write timing.json, print
+    the speed and return the summary (None elsewhere)."""
     network = load_network(config.model, config.options.device, config.similarity)
-    if rank_and_world()[0] == 0:
+    rank = rank_and_world()[0]
+    if rank == 0:
         print(f"{config.model}: {describe(network)}", flush=True)
     init_distributed(config.options.device)
     scores = prepare_scores(config.output, annotation_dir) if config.save_scores else None
-    timings = run_videos(network, videos, config.schedule, mask_dir, config.options, scores)
+    completed = CompletedVideos(config.output, config.settings(), reuse=not config.rerun)
+    if rank == 0:  # before any rank writes: the others wait for rank 0's list of finished videos
+        left = [p for folder in {config.output, mask_dir, scores, completed.folder} if folder is not None
+                for p in remove_stale_temporaries(folder)]
+        if left:
+            print(f"removed {len(left)} file(s) or folder(s) a killed run was writing", flush=True)
+    timings = run_videos(network, videos, config.schedule, mask_dir, config.options, scores, completed)
     barrier()
-    if rank_and_world()[0] != 0:
+    if rank != 0:
         return None
     summary = summarise(timings, config.output / "timing.json")
     print(f"{summary['frames']} frames of {summary['videos']} videos in {summary['seconds']:.1f} s: "

@@ -20,7 +20,6 @@ import json
 import shutil
 import sys
 import time
-from pathlib import Path
 from typing import Optional
 
 from tqdm import tqdm
@@ -37,12 +36,13 @@ from experiments.ablation import (
 )
 from experiments.recipe import SEED, add_recipe_args, write_validation_set
 from experiments.runs import copy_first_mask
+from util.cli import ArgumentParser, output_folder, run_cli
 from util.fileio import atomic_path
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True, help="the run folder (kept: a rerun continues it)")
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=output_folder, required=True, help="the run folder (kept: a rerun continues it)")
     budget = parser.add_mutually_exclusive_group(required=True)
     budget.add_argument("--minutes", type=float,
                         help="training budget per network: every network trains as many iterations as the slowest "
@@ -104,4 +104,4 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

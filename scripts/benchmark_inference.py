@@ -50,7 +50,7 @@ from inference.core import InferenceCore, MemorySchedule
 from inference.outputs import labels_of
 from model.checkpoint import ARCHS, NetworkSpec, load_network, similarity_for
 from model.fold import fold_batchnorm
-from util.cli import Renamed
+from util.cli import ArgumentParser, Renamed, existing_folder, output_file, run_cli
 from util.distributed import autocast, peak_memory_bytes, pick_device, synchronise
 from util.fileio import InputError
 from util.imageio import list_images, read_image, read_mask
@@ -311,7 +311,7 @@ def print_comparison(rows: list[dict]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", type=int, nargs="+", default=[50, 100, 200])
     parser.add_argument("--objects", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--arch", nargs="+", choices=tuple(ARCHS), default=["stcn"],
@@ -335,7 +335,7 @@ def main() -> int:
     parser.add_argument("--model", nargs="+", metavar="[ARCH=]PATH",
                         help="trained weights to time, for every architecture or ARCH=PATH for one (default: random "
                              "weights, which track nothing)")
-    parser.add_argument("--video", type=Path,
+    parser.add_argument("--video", type=existing_folder,
                         help="time this DAVIS-layout video (.../JPEGImages/<res>/<name>, masks in the matching "
                              "Annotations folder) instead of the synthetic clip; --objects, --size, --object_scales "
                              "do not apply")
@@ -346,7 +346,7 @@ def main() -> int:
                         help="also time every architecture under mixed precision (fp16 on CUDA, bf16 on the CPU), "
                              "interleaved with fp32 (rows <arch>+amp)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--json", type=output_file, help="also write the rows as JSON")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one object count
     args = parser.parse_args()
     if min(args.lengths) <= 21 + WINDOW:
@@ -399,4 +399,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

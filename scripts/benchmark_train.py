@@ -33,6 +33,7 @@ from dataset.synthetic_layouts import SyntheticSpec, write_layout
 from dataset.vos_dataset import main_training_set
 from training.config import TrainConfig, training_parser
 from training.trainer import Trainer
+from util.cli import ArgumentParser, output_file, run_cli
 from util.distributed import peak_memory_bytes, pick_device, synchronise
 
 
@@ -156,7 +157,7 @@ def run_one(args: argparse.Namespace) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--crop_sizes", type=int, nargs="+", default=[128, 256, 384])
     parser.add_argument("--iterations", type=int, default=5, help="measured steps after one warm-up step")
@@ -169,7 +170,7 @@ def main() -> int:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--compare", nargs="+", type=str, metavar="VARIANT",
                         help=f"time these variants side by side, interleaved ({', '.join(VARIANTS)}; join with +)")
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--json", type=output_file, help="also write the rows as JSON")
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)  # one configuration (child process)
     parser.add_argument("--crop", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -227,4 +228,4 @@ def run_all(args: argparse.Namespace) -> list[dict]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

@@ -56,7 +56,7 @@ from experiments.runs import (
 )
 from inference.reference import DEFAULT_REFERENCE
 from training.validation import read_history
-from util.cli import run_cli
+from util.cli import ArgumentParser, existing_folder, output_folder, run_cli
 from util.fileio import atomic_path
 from util.plots import learning_curve
 
@@ -67,11 +67,11 @@ FAST_MALLOC = {"MALLOC_TRIM_THRESHOLD_": str(64 << 30), "MALLOC_TOP_PAD_": str(1
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE,
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference", type=existing_folder, default=DEFAULT_REFERENCE,
                         help="folder of the reference fixtures (default: the project's reference/)")
     parser.add_argument("--skip_parity", action="store_true", help="skip step 1")
-    parser.add_argument("--out", type=Path, default=ROOT / "demo_output", help="the demo folder (replaced)")
+    parser.add_argument("--out", type=output_folder, default=ROOT / "demo_output", help="the demo folder (replaced)")
     parser.add_argument("--minutes", type=float, default=float(os.environ.get("DEMO_MINUTES", DEFAULT_MINUTES)),
                         help="training budget in minutes (default: $DEMO_MINUTES or %(default)s)")
     parser.add_argument("--stop_at", type=int,

@@ -9,20 +9,20 @@ Example: python scripts/download.py weights davis2017 youtube2019
 import argparse
 from pathlib import Path
 
-from util.cli import run_cli
+from util.cli import ArgumentParser, existing_file, output_folder, run_cli
 from util.download import download_command
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="what to fetch (see --list)")
-    parser.add_argument("--root", type=Path, default=Path(".."),
+    parser.add_argument("--root", type=output_folder, default=Path(".."),
                         help="folder that receives static/, DAVIS/, YouTube/, YouTube2018/, BL30K/ (default ..)")
-    parser.add_argument("--weights_dir", type=Path, default=Path("saves"),
+    parser.add_argument("--weights_dir", type=output_folder, default=Path("saves"),
                         help="folder for the weights (default saves)")
     parser.add_argument("--yes", action="store_true", help="accept the licences without a prompt")
     parser.add_argument("--list", action="store_true", help="print the catalogue: names, contents, sizes, licences")
-    parser.add_argument("--catalogue", type=Path,
+    parser.add_argument("--catalogue", type=existing_file,
                         help="a JSON catalogue to use instead of the built-in one (e.g. a mirror)")
     args = parser.parse_args()
     return download_command(args.names, args.root, args.weights_dir, assume_yes=args.yes, show_list=args.list,

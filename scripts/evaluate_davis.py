@@ -5,8 +5,8 @@ Writes global_results-<set>.csv, per-sequence_results-<set>.csv and results.json
 """
 import argparse
 import sys
-from pathlib import Path
 
+from util.cli import ArgumentParser, existing_folder, run_cli
 from util.fileio import InputError
 from util.metrics import evaluate_davis, format_tables
 from util.plots import per_object_chart
@@ -14,10 +14,10 @@ from util.plots import per_object_chart
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--davis_path", required=True, type=Path,
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--davis_path", required=True, type=existing_folder,
                         help="DAVIS folder with Annotations/480p and ImageSets (e.g. DAVIS/2017/trainval)")
-    parser.add_argument("--results", required=True, type=Path, help="folder of <sequence>/<frame>.png results")
+    parser.add_argument("--results", required=True, type=existing_folder, help="folder of <sequence>/<frame>.png results")
     parser.add_argument("--set", default="val", help="set list under ImageSets/<year> (default val)")
     parser.add_argument("--year", type=int, default=2017, choices=(2016, 2017),
                         help="2016 merges all objects into one (default 2017)")
@@ -51,4 +51,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    run_cli(lambda: main(sys.argv[1:]))

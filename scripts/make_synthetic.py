@@ -4,17 +4,16 @@ Example: python scripts/make_synthetic.py --layout davis --out ../DAVIS/2017/tra
 """
 import argparse
 import sys
-from pathlib import Path
 
 from dataset.synthetic_layouts import LAYOUTS, SyntheticSpec, write_layout
-from util.cli import Renamed
+from util.cli import ArgumentParser, Renamed, output_folder, run_cli
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line, with counts and sizes checked."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layout", required=True, choices=sorted(LAYOUTS))
-    parser.add_argument("--out", required=True, type=Path, help="dataset folder to create (replaced if it exists)")
+    parser.add_argument("--out", required=True, type=output_folder, help="dataset folder to create (replaced if it exists)")
     parser.add_argument("--videos", type=int, default=4,
                         help="videos per set; for static, images per folder (default 4)")
     parser.add_argument("--frames", type=int, default=30, help="frames per video (default 30)")
@@ -52,4 +51,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    run_cli(lambda: main(sys.argv[1:]))

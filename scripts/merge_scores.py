@@ -6,16 +6,15 @@ with --zip the benchmark's submission.zip. Example (the paper's multi-scale test
   python scripts/merge_scores.py --inputs out/yv_480 out/yv_480_flip out/yv_600 out/yv_600_flip --output out/yv_ms --zip
 """
 import argparse
-from pathlib import Path
 
 from inference.merge import merge_runs
-from util.cli import run_cli
+from util.cli import ArgumentParser, existing_folder, output_folder, run_cli
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--inputs", type=Path, nargs="+", required=True, help="evaluation output folders")
-    parser.add_argument("--output", type=Path, required=True)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--inputs", type=existing_folder, nargs="+", required=True, help="evaluation output folders")
+    parser.add_argument("--output", type=output_folder, required=True)
     parser.add_argument("--zip", action="store_true", help="also write submission.zip")
     args = parser.parse_args()
     frames = merge_runs(args.inputs, args.output, args.zip)

@@ -21,6 +21,7 @@ from typing import Callable
 from PIL import Image
 from tqdm import tqdm
 
+from util.cli import ArgumentParser, existing_folder, output_folder, run_cli
 from util.fileio import InputError, atomic_dir
 from util.imageio import open_image
 
@@ -29,10 +30,10 @@ Pair = tuple[Path, Path, Path]  # (image, mask, output path relative to --out, w
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--in", dest="source", required=True, type=Path, help="folder of the images")
-    parser.add_argument("--masks", type=Path, default=None, help="folder of the masks (default: --in)")
-    parser.add_argument("--out", required=True, type=Path, help="folder to create, e.g. <static_root>/BIG_small")
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--in", dest="source", required=True, type=existing_folder, help="folder of the images")
+    parser.add_argument("--masks", type=existing_folder, default=None, help="folder of the masks (default: --in)")
+    parser.add_argument("--out", required=True, type=output_folder, help="folder to create, e.g. <static_root>/BIG_small")
     parser.add_argument("--image_suffix", default=".jpg", help="image file ending (default .jpg)")
     parser.add_argument("--mask_suffix", default=".png", help="mask file ending (default .png)")
     parser.add_argument("--max_size", type=int, default=512, help="longest edge in pixels (default 512)")
@@ -130,4 +131,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    run_cli(lambda: main(sys.argv[1:]))

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from util.cli import ArgumentParser, existing_folder, output_folder, run_cli
 from util.fileio import InputError, atomic_dir
 from util.imageio import entries, open_image, read_indexed_png, write_indexed_png
 
@@ -25,10 +26,10 @@ FOLDERS = (("JPEGImages", ".jpg"), ("Annotations", ".png"))
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--in", dest="source", required=True, type=Path,
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--in", dest="source", required=True, type=existing_folder,
                         help="YouTubeVOS train folder (JPEGImages/, Annotations/, meta.json)")
-    parser.add_argument("--out", required=True, type=Path, help="folder to create, e.g. <yv_root>/train_480p")
+    parser.add_argument("--out", required=True, type=output_folder, help="folder to create, e.g. <yv_root>/train_480p")
     parser.add_argument("--size", type=int, default=480, help="shorter side in pixels (default 480)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes, one video each at a time (default: all CPUs)")
@@ -125,4 +126,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    run_cli(lambda: main(sys.argv[1:]))

@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 from typing import Optional
 
-from util.cli import flag_values, run_cli
+from util.cli import ArgumentParser, existing_folder, flag_values, output_file, run_cli
 from util.fileio import InputError, atomic_path
 from util.plots import seed_curves
 
@@ -132,10 +132,10 @@ def markdown_table(runs: list[dict]) -> str:
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", type=Path, nargs="+", help="scripts/demo.py output folders (one per seed)")
-    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
-    parser.add_argument("--plot", type=Path,
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", type=existing_folder, nargs="+", help="scripts/demo.py output folders (one per seed)")
+    parser.add_argument("--markdown", type=output_file, help="also write the table to this file")
+    parser.add_argument("--plot", type=output_file,
                         help="also draw every run's learning curve, their mean and copy-first to this PNG")
     return parser.parse_args(argv)
 

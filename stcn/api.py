@@ -46,12 +46,13 @@ class Segmenter:
     def segment(self, frames: Frames, masks: Mapping[int, Mask], *, top_k: int = 20, mem_every: int = 5,
                 include_last: bool = False, max_mem_frames: Optional[int] = None,
                 kmn_sigma: Optional[float] = None, size: Optional[int] = None, flip: bool = False,
-                local_decode: bool = False, amp: bool = False) -> Iterator[np.ndarray]:
+                local_decode: bool = False, amp: bool = False, whole_masks: bool = False) -> Iterator[np.ndarray]:
         """One H x W uint8 label map per frame, at the frame's size, with the masks' own labels (a generator).
 
         frames: a video file, a folder of images, or an iterable of H x W x 3 uint8 RGB arrays or PIL images.
         masks: {frame index: label map (array, PIL image, or PNG path)}; a mask brings in the objects not given
-        before (objects known already keep propagating). Frames before the first mask are all background.
+        before (objects known already keep propagating), or with `whole_masks` it is the truth for every object
+        at its frame (a correction: known objects take it too). Frames before the first mask are all background.
         The settings are the evaluation flags' (`top_k` is `--top`). Frames are read and segmented one at a time: memory grows
         with the memory bank (a frame every `mem_every`; `max_mem_frames` caps it), not with the video.
         Arguments are checked at the call, the frames as they are read.
@@ -64,7 +65,7 @@ class Segmenter:
         _check_mask_indices(masks)
         images = _images(frames)
         schedule = MemorySchedule(mem_every, include_last, top_k, max_mem_frames, kmn_sigma)
-        options = RunOptions(self.device, amp, size, flip=flip, local_decode=local_decode)
+        options = RunOptions(self.device, amp, size, flip=flip, local_decode=local_decode, whole_masks=whole_masks)
         return self._labels(_with_masks(images, masks), schedule, options)
 
     def _labels(self, numbered: Iterator[tuple], schedule: MemorySchedule, options: RunOptions) -> Iterator[np.ndarray]:

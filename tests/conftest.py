@@ -71,3 +71,14 @@ def data_roots(tmp_path_factory):
     write_layout("static", root / "static", SyntheticSpec(videos=3, frames=1, seed=5, **spec))
     write_layout("bl30k", root / "BL30K", SyntheticSpec(videos=2, frames=6, seed=10, **spec))
     return root
+
+
+@pytest.fixture(scope="session")
+def davis_four_videos(tmp_path_factory):
+    """A synthetic DAVIS 2017 root whose val list holds 4 videos of 10 frames (for runs split or cut mid-set)."""
+    root = tmp_path_factory.mktemp("davis4") / "DAVIS" / "2017"
+    write_layout("davis", root / "trainval", SyntheticSpec(videos=4, frames=10, size=(72, 100), max_objects=2,
+                                                          seed=6, progress=False))
+    names = sorted(p.name for p in (root / "trainval" / "JPEGImages" / "480p").iterdir())
+    (root / "trainval" / "ImageSets" / "2017" / "val.txt").write_text("\n".join(names) + "\n")
+    return root

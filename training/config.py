@@ -8,7 +8,8 @@ from dataset.sampling import FRAMES, MAX_TARGETS, ClipSpec
 from model.backbones import BACKBONES
 from model.checkpoint import ARCHS, read_checkpoint, resolve_spec, similarity_for
 from model.memory import SIMILARITIES
-from util.cli import at_least, check_flags, positive
+from util.cli import (ArgumentParser, at_least, check_flags, existing_file, existing_folder, output_folder, positive,
+                      weights_file)
 from util.fileio import InputError
 
 
@@ -47,9 +48,14 @@ FLAG_RULES = {
 }
 
 
+def checkpoint_or_auto(text: str) -> Path:
+    """--resume: a checkpoint file, or 'auto' (the newest run of this --id, decided by train.py)."""
+    return Path(text) if text == "auto" else weights_file(text)
+
+
 def training_parser() -> argparse.ArgumentParser:
     """train.py's flags: the original code's names where it had them, the seed's numbers as defaults."""
-    parser = argparse.ArgumentParser(description="Train STCN (one stage of the paper per run).")
+    parser = ArgumentParser(description="Train STCN (one stage of the paper per run).")
     parser.add_argument("--stage", type=int, choices=tuple(STAGES), required=True,
                         help="0 static images, 1 BL30K, 2 main after BL30K (300K), 3 main (150K)")
     parser.add_argument("--id", default="NULL", help="experiment name; checkpoints go to <save_dir>/<date>_<id>")
@@ -75,19 +81,22 @@ def training_parser() -> argparse.ArgumentParser:
                         help="fuse value and key features without CBAM (the authors' ablation; STCN only)")
     parser.add_argument("--backbone", choices=BACKBONES, default="resnet50",
                         help="key encoder (supplementary E); weights given by --load_network/--resume decide it")
-    parser.add_argument("--load_network", type=Path, help="initial weights (stage-0 weights are widened)")
-    parser.add_argument("--load_model", type=Path, help="a full training checkpoint to continue (= --resume)")
-    parser.add_argument("--resume", type=Path, help="continue a run exactly from <name>_checkpoint.pth")
+    parser.add_argument("--load_network", type=weights_file, help="initial weights (stage-0 weights are widened)")
+    parser.add_argument("--load_model", type=weights_file, help="a full training checkpoint to continue (= --resume)")
+    parser.add_argument("--resume", type=checkpoint_or_auto,
+                        help="continue a run exactly from <name>_checkpoint.pth; 'auto': from the checkpoint of the "
+                             "newest run of this --id under --save_dir, or a new run when there is none (the same "
+                             "command for the first start and every restart, e.g. under torchrun --max_restarts)")
     parser.add_argument("--static_root", type=Path, default=Path("../static"))
     parser.add_argument("--bl_root", type=Path, default=Path("../BL30K"))
     parser.add_argument("--yv_root", type=Path, default=Path("../YouTube"))
     parser.add_argument("--davis_root", type=Path, default=Path("../DAVIS"))
-    parser.add_argument("--yv_subset", type=Path,
+    parser.add_argument("--yv_subset", type=existing_file,
                         help="train on the YouTubeVOS videos this file names, one per line (the authors train on "
                              "a filtered list; see docs/usage.md); default: every video of train_480p")
     parser.add_argument("--crop_size", type=int, default=384)
     parser.add_argument("--num_workers", type=int, default=8, help="data loader processes per GPU/process")
-    parser.add_argument("--save_dir", type=Path, default=Path("saves"))
+    parser.add_argument("--save_dir", type=output_folder, default=Path("saves"))
     parser.add_argument("--save_every", type=int, default=10_000, help="network + full checkpoint interval")
     parser.add_argument("--log_every", type=int, default=100, help="TensorBoard scalar interval")
     parser.add_argument("--log_image_every", type=int, default=800, help="TensorBoard image grid interval")
@@ -115,7 +124,7 @@ def training_parser() -> argparse.ArgumentParser:
                              "job time limit); past -i, the schedule's last phase (its last learning rate and "
                              "curriculum phase) goes on to it, as a budgeted run with time left after its plan does "
                              "(with --minutes: past the plan, while the budget lasts)")
-    parser.add_argument("--val_root", type=Path,
+    parser.add_argument("--val_root", type=existing_folder,
                         help="validate on the val list of this DAVIS 2017-layout set (J&F, in-process) every "
                              "--val_every iterations and at the end; the best network is kept as <run>_best.pth")
     parser.add_argument("--val_every", type=int, default=0, help="validation interval (0: at the end only)")

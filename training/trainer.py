@@ -262,10 +262,31 @@ class Trainer:
         return state["run_name"]
 
 
+RUN_TIME_FORMAT = "%b%d_%H.%M.%S"
+
+
 def new_run(config: TrainConfig) -> RunPaths:
     """`<save_dir>/<Mon DD_HH.MM.SS>_<id>`, the original code's naming."""
-    name = f"{datetime.now().strftime('%b%d_%H.%M.%S')}_{config.run_id}"
+    name = f"{datetime.now().strftime(RUN_TIME_FORMAT)}_{config.run_id}"
     return RunPaths(config.save_dir / name, name)
+
+
+def latest_checkpoint(save_dir: Path, run_id: str) -> Optional[Path]:
+    """The full checkpoint of the newest run of `run_id` under `save_dir` (`--resume auto`): the most recently
+    written `<name>_checkpoint.pth` of a folder named `<Mon DD_HH.MM.SS>_<run_id>`; None when there is none.
+    Checkpoints are renamed into place whole, so one found here was never cut off by a kill."""
+    found = []
+    for folder in save_dir.iterdir() if save_dir.is_dir() else []:
+        if not folder.name.endswith(f"_{run_id}"):
+            continue
+        try:
+            datetime.strptime(folder.name[:-len(run_id) - 1], RUN_TIME_FORMAT)
+        except ValueError:
+            continue  # another id that ends in this one, or not a run folder
+        checkpoint = RunPaths(folder, folder.name).checkpoint
+        if checkpoint.is_file():
+            found.append((checkpoint.stat().st_mtime, checkpoint))
+    return max(found)[1] if found else None
 
 
 def parameter_checksum(network: nn.Module) -> float:

@@ -1,10 +1,12 @@
 """What every entry script does around its main: bad input ends with one line and exit code 2."""
 import argparse
+import os
 import re
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
-from util.fileio import InputError
+from util.fileio import InputError, check_output_folder
 
 
 def run_cli(main: Callable[[], int]) -> None:
@@ -15,6 +17,15 @@ def run_cli(main: Callable[[], int]) -> None:
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose errors end as every bad input does: the usage, then `error: <problem>` as the
+    last line and exit code 2 (the InputError is printed by `run_cli`)."""
+
+    def error(self, message: str) -> None:
+        self.print_usage(sys.stderr)
+        raise InputError(message)
 
 
 Rule = tuple[Callable[[Any], bool], str]
@@ -63,3 +74,50 @@ def flag_values(arguments: list[str]) -> dict[str, str]:
         elif flag is not None:
             values[flag] = f"{values[flag]} {token}".strip()
     return values
+
+
+# argparse types for path flags: a path that cannot serve stops the script as it parses its flags (exit 2,
+# "argument --flag: <path>: <problem>"), before any work.
+def existing_file(text: str) -> Path:
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path}: is a folder, not a file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{path}: no such file")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(f"{path}: cannot be read")
+    return path
+
+
+def weights_file(text: str) -> Path:
+    """An existing weights or checkpoint file; a folder is named as such, with the hint users need."""
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: a folder, not a checkpoint file (give the .pth inside it)")
+    return existing_file(text)
+
+
+def existing_folder(text: str) -> Path:
+    path = Path(text)
+    if path.is_file():
+        raise argparse.ArgumentTypeError(f"{path}: is a file, not a folder")
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path}: no such folder")
+    return path
+
+
+def output_folder(text: str) -> Path:
+    """A folder to write into: it, or the nearest part of it that exists, is a writable folder."""
+    try:
+        check_output_folder(text, flag="")
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error).strip()) from None
+    return Path(text)
+
+
+def output_file(text: str) -> Path:
+    """A file to write: not a folder, and its folder can be made and written."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path}: is a folder, not a file")
+    output_folder(str(path.parent))
+    return path

@@ -37,8 +37,32 @@ def init_distributed(device: torch.device) -> bool:
     if not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank, world = rank_and_world()
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=_store_of_this_start(rank, world),
+                                rank=rank, world_size=world)
     return True
+
+
+def _store_of_this_start(rank: int, world: int) -> dist.Store:
+    """The rendezvous store at MASTER_ADDR:MASTER_PORT (torchrun's agent serves it, else rank 0), its keys scoped
+    to this start of the group: torchrun keeps one store across --max_restarts, and a restarted group could
+    otherwise read the address of a killed worker and fail to connect (pytorch/pytorch#167288)."""
+    agent_serves = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(os.environ.get("MASTER_ADDR", "127.0.0.1"), int(os.environ["MASTER_PORT"]), world,
+                          is_master=rank == 0 and not agent_serves, multi_tenant=True)
+    return dist.PrefixStore(f"start{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+
+
+def check_same_on_every_rank(value: int, what: str, device: torch.device) -> None:
+    """Raise unless every rank holds the same `value` (say, the iteration all ranks resumed from): ranks that
+    disagree would hang in their first collective instead."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    low_high = torch.tensor([value, -value], dtype=torch.float64, device=device)
+    dist.all_reduce(low_high, op=dist.ReduceOp.MIN)
+    if low_high[0].item() != -low_high[1].item():
+        raise RuntimeError(f"the processes disagree on the {what} (from {low_high[0].item():.0f} to "
+                           f"{-low_high[1].item():.0f}): do they all see the same files?")
 
 
 def barrier() -> None:

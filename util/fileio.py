@@ -4,6 +4,7 @@ Every output of the project goes through `atomic_path` or `atomic_dir`, so that 
 run never leaves a half-written file or dataset under the final name.
 """
 import os
+import re
 import secrets
 import shutil
 from contextlib import contextmanager
@@ -19,6 +20,35 @@ class InputError(Exception):
 def _temporary_sibling(path: Path) -> Path:
     """A unique hidden name beside `path` that keeps its suffix (so writers that infer formats work)."""
     return path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
+
+
+_TEMPORARY = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.tmp(\.[^.]+)?$")  # what _temporary_sibling names
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Union[str, Path]) -> list[Path]:
+    """Delete the temporary files and folders in `folder` that a killed process was writing (their process
+    is gone; a live one's are kept), so that a rerun leaves no trace of the kill. Returns what was removed."""
+    removed = []
+    for entry in sorted(Path(folder).iterdir()) if Path(folder).is_dir() else []:
+        match = _TEMPORARY.match(entry.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
 
 
 @contextmanager

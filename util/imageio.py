@@ -64,8 +64,15 @@ def write_indexed_png(path: Union[str, Path], labels: np.ndarray, palette: list[
 
 
 def read_image(path: Path) -> np.ndarray:
-    """uint8 RGB (H, W, 3); InputError naming the file if it cannot be decoded."""
+    """uint8 RGB (H, W, 3) whatever the file's mode: grey, palette, alpha and 16-bit frames are converted (so
+    a video whose frames differ in these reads as one); InputError naming the file if it cannot be."""
     with open_image(path) as image:
+        if image.mode.startswith("I;16"):  # 16-bit grey: keep the high byte (PIL's RGB conversion clips)
+            grey = (np.array(image, dtype=np.uint16) >> 8).astype(np.uint8)
+            return np.repeat(grey[..., None], 3, axis=2)
+        if image.mode in ("I", "F"):
+            raise InputError(f"{path}: a {'32-bit integer' if image.mode == 'I' else 'floating-point'} image; "
+                             f"frames must be 8 or 16 bits per channel")
         return np.array(image.convert("RGB"))
 
 

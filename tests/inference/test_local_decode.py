@@ -1,6 +1,4 @@
 """Object-local decoding: the boxes, their cost rule, decoding inside them, and the core's bookkeeping."""
-import argparse
-
 import numpy as np
 import pytest
 import torch
@@ -10,6 +8,8 @@ from inference.config import EvalConfig, add_inference_args
 from inference.core import InferenceCore, MemorySchedule
 from inference.reference import segment_reference_clip
 from model.network import KeyFeatures
+from util.cli import ArgumentParser
+from util.fileio import InputError
 from util.preprocess import normalise
 
 
@@ -117,14 +117,15 @@ def test_local_decoding_keeps_the_reference_agreement(reference_dir, determinist
     assert local == exact
 
 
-def test_whole_frames_are_decoded_unless_local_decoding_is_asked_for():
-    parser = argparse.ArgumentParser()
+def test_whole_frames_are_decoded_unless_local_decoding_is_asked_for(tmp_path):
+    parser = ArgumentParser()
     add_inference_args(parser)
-    base = ["--model", "m.pth", "--output", "out", "--device", "cpu"]
+    (tmp_path / "m.pth").write_bytes(b"weights")
+    base = ["--model", str(tmp_path / "m.pth"), "--output", str(tmp_path / "out"), "--device", "cpu"]
     assert not EvalConfig.from_args(parser.parse_args(base)).options.local_decode
     assert not EvalConfig.from_args(parser.parse_args(base + ["--exact_decode"])).options.local_decode  # older commands
     assert EvalConfig.from_args(parser.parse_args(base + ["--local_decode"])).options.local_decode
-    with pytest.raises(SystemExit):
+    with pytest.raises(InputError, match="not allowed with argument"):
         parser.parse_args(base + ["--local_decode", "--exact_decode"])
 
 

@@ -146,10 +146,10 @@ def test_a_resumed_run_with_its_final_plan_still_spends_the_budget(stopped_at, s
     assert _first_end(trainer, budget, None) == 100 < trainer.iteration
 
 
-def test_validation_points_stay_as_many_when_a_run_goes_past_its_plan():
+def test_validation_points_stay_as_many_when_a_run_goes_past_its_plan(tmp_path):
     def points(iterations, end, *flags):
         config = TrainConfig.from_args(training_parser().parse_args(["--stage", "3", "-i", str(iterations),
-                                                                     "--val_root", "val", *flags]))
+                                                                     "--val_root", str(tmp_path), *flags]))
         return [i for i in range(1, end + 1) if config.validates_at(i) or i == end]
     assert points(450, 450, "--val_points", "5") == [90, 180, 270, 360, 450]
     assert points(450, 463, "--val_points", "5") == [90, 180, 270, 360, 463]  # went on past its plan

@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -96,22 +98,76 @@ def test_stop_at_past_the_schedule_goes_on_in_its_last_phase(data_roots, tmp_pat
     assert _checksums(past.stdout) == _checksums(longer.stdout)
 
 
-def test_torchrun_two_processes_stay_in_sync_and_resume(data_roots, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    base = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29741",
-            str(ROOT / "train.py"), *map(str, _video_args(data_roots, tmp_path, "--device", "cpu"))]
-    first = subprocess.run(base + ["-i", "3", "--save_every", "2"], cwd=ROOT, capture_output=True, text=True, env=env)
-    assert first.returncode == 0, first.stderr
-    sums = _checksums(first.stdout)
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _torchrun(data_roots, save_dir, port: int, *extra) -> subprocess.Popen:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+               *extra, str(ROOT / "train.py"), *map(str, _video_args(data_roots, save_dir, "--device", "cpu", "-i", "8",
+                                                                     "--save_every", "2", "--resume", "auto"))]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_torchrun_restart_after_sigkill_continues_exactly(data_roots, tmp_path):
+    """A worker killed outright under torchrun --max_restarts: the restarted group resumes (--resume auto) from
+    the last checkpoint and ends with the weights of a run never killed."""
+    straight = _torchrun(data_roots, tmp_path / "a", 29741)
+    out, err = straight.communicate()
+    assert straight.returncode == 0, err
+    assert "--resume auto: no checkpoint of --id NULL" in out and "2 process(es) x batch 1" in out
+    sums = _checksums(out)
     assert len(sums) == 2 and sums[0] == sums[1]  # identical weights on both ranks
-    assert "2 process(es) x batch 1" in first.stdout
-    checkpoint = next(tmp_path.glob("*/*_checkpoint.pth"))
-    state = torch.load(checkpoint)
-    assert state["iteration"] == 3 and len(state["rng"]) == 2 and state["world_size"] == 2
-    second = subprocess.run(base + ["-i", "4", "--resume", str(checkpoint)], cwd=ROOT, capture_output=True,
-                            text=True, env=env)
-    assert second.returncode == 0, second.stderr
-    assert "continuing from iteration 3" in second.stdout and "done at iteration 4" in second.stdout
+
+    killed = _torchrun(data_roots, tmp_path / "b", 29742, "--max_restarts", "1")
+    while not list((tmp_path / "b").glob("*/*_checkpoint.pth")):
+        assert killed.poll() is None, killed.communicate()
+        time.sleep(0.02)
+    workers = _children(killed.pid)
+    for worker in workers:  # hold both where they are, so that the kill lands mid-run
+        os.kill(worker, signal.SIGSTOP)
+    at_kill = torch.load(next((tmp_path / "b").glob("*/*_checkpoint.pth")))["iteration"]
+    os.kill(workers[-1], signal.SIGKILL)
+    os.kill(workers[0], signal.SIGCONT)
+    out, err = killed.communicate(timeout=300)
+    assert killed.returncode == 0, err
+    assert 2 <= at_kill < 8
+    resumed = re.search(r"--resume auto: resuming from (\S+) \(torchrun restart 1\)", out)
+    assert resumed, out
+    continued = int(re.search(r"continuing from iteration (\d+)", out).group(1))
+    assert at_kill <= continued < 8 and "done at iteration 8" in out  # what was killed mid-write is not used
+    assert _checksums(out)[-2:] == sums
+    runs = list((tmp_path / "b").iterdir())
+    assert len(runs) == 1 and not [p for p in runs[0].iterdir() if ".tmp" in p.name]
+
+
+def _readme_multinode_command(node_rank: int, port: int) -> list[str]:
+    """The README's several-machines command, on this machine: endpoint 127.0.0.1, 2 processes per node."""
+    line = next(line for line in (ROOT / "README.md").read_text().splitlines() if "--nnodes 2" in line)
+    words = line.split()
+    assert words[:1] == ["torchrun"] and words[-2:] == ["train.py", "..."], line
+    replace = {"--node_rank": str(node_rank), "--nproc_per_node": "2", "--rdzv_endpoint": f"127.0.0.1:{port}"}
+    options = [replace.get(words[i - 1], word) for i, word in enumerate(words[1:-2], start=1)]
+    return [sys.executable, "-m", "torch.distributed.run", *options]
+
+
+def test_two_nodes_give_the_weights_of_one_launch_of_four_processes(data_roots, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    training = [str(ROOT / "train.py"), *map(str, _video_args(data_roots, tmp_path, "--device", "cpu", "-b", "4",
+                                                              "-i", "2"))]
+    one = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "4", "--master_port",
+                          "29743", *training], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert one.returncode == 0, one.stderr
+    assert "4 process(es) x batch 1" in one.stdout
+    nodes = [subprocess.Popen(_readme_multinode_command(rank, 29744) + training, cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for rank in (0, 1)]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert all(node.returncode == 0 for node in nodes), outputs
+    two = "".join(out for out, _ in outputs)
+    assert "4 process(es) x batch 1" in two
+    sums = _checksums(two)
+    assert len(sums) == 4 and set(sums) == set(_checksums(one.stdout)) and len(set(sums)) == 1
 
 
 def test_batch_must_divide_among_processes(data_roots, tmp_path):

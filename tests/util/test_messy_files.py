@@ -4,7 +4,8 @@ import pytest
 from PIL import Image
 
 from util.fileio import InputError
-from util.imageio import DAVIS_PALETTE, list_images, read_davis_sequences, read_list, read_mask, write_indexed_png
+from util.imageio import (DAVIS_PALETTE, list_images, read_davis_sequences, read_image, read_list, read_mask,
+                          write_indexed_png)
 
 LABELS = np.array([[0, 1, 1, 2], [0, 0, 2, 2], [3, 3, 0, 0]], dtype=np.uint8)
 
@@ -18,6 +19,24 @@ def test_junk_beside_frames_is_not_a_frame(tmp_path):
     (tmp_path / ".ipynb_checkpoints").mkdir()
     (tmp_path / "notes.txt").write_text("shot on a phone")
     assert [p.name for p in list_images(tmp_path)] == ["00000.jpg", "00001.jpg"]
+
+
+def test_frames_in_other_modes_and_depths_read_as_8_bit_rgb(tmp_path):
+    """Frames of one video saved differently (an export that changed mid-way) read as the first frame's kind."""
+    grey = np.array([[0, 64, 128], [192, 255, 7]], dtype=np.uint8)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(grey, mode="L").save(tmp_path / "grey.png")
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "sixteen.png")  # 16-bit grey, same picture
+    Image.fromarray(rgb).convert("RGBA").save(tmp_path / "alpha.png")
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "palette.png")
+    for name in ("rgb.png", "grey.png", "sixteen.png", "alpha.png", "palette.png"):
+        frame = read_image(tmp_path / name)
+        assert frame.dtype == np.uint8 and frame.shape == (2, 3, 3), name
+        assert np.array_equal(frame, rgb), name
+    Image.fromarray(grey.astype(np.float32)).save(tmp_path / "float.tif")
+    with pytest.raises(InputError, match=r"float.tif: a floating-point image"):
+        read_image(tmp_path / "float.tif")
 
 
 def test_masks_in_other_modes_give_the_same_labels(tmp_path):
