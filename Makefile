@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install test test-gpu demo clean
+.PHONY: install test test-fast test-gpu demo clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest -q --durations=25 tests
+
+test-fast: install  # the suite without the tests marked slow: a few minutes, for the edit-test loop
+	$(PY) -m pytest -q -m "not slow" tests
 
 test-gpu: install  # the GPU path only (tests marked cuda), with the memory figures printed
 	$(PY) -m pytest -q -s -m cuda tests

@@ -6,6 +6,7 @@
 import json
 import os
 import sys
+from dataclasses import replace
 
 import torch
 
@@ -16,7 +17,8 @@ from training.loop import run_training
 from training.trainer import RunPaths, Trainer, TrainingError, latest_checkpoint, new_run, parameter_checksum
 from training.validation import Validator, best_weights_path, history_path
 from util.cli import run_cli
-from util.distributed import check_same_on_every_rank, cleanup, init_distributed, pick_device, rank_and_world
+from util.distributed import (broadcast_from_rank0, check_same_on_every_rank, cleanup, init_distributed, pick_device,
+                               rank_and_world)
 from util.fileio import InputError, atomic_path, remove_stale_temporaries
 
 AUTO = "auto"
@@ -32,38 +34,41 @@ def write_summary(run: RunPaths, summary: dict, stopped: bool) -> None:
         tmp.write_text(json.dumps(record, indent=2))
 
 
-def resolve_auto_resume(args) -> str:
-    """`--resume auto`: the newest checkpoint of this --id under --save_dir, or a new run; says which."""
+def resolve_auto_resume(config: TrainConfig) -> tuple[TrainConfig, str]:
+    """`--resume auto`: the newest checkpoint of this --id and --stage under --save_dir, or a new run (rank 0
+    decides for all); returns the configuration to run and what was decided."""
+    found = broadcast_from_rank0(latest_checkpoint(config.save_dir, config.run_id, config.stage)
+                                 if rank_and_world()[0] == 0 else None)
     restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
     after = f" (torchrun restart {restart})" if restart else ""
-    args.resume = latest_checkpoint(args.save_dir, args.id)
-    if args.resume is None:
-        return f"--resume auto: no checkpoint of --id {args.id} under {args.save_dir}: a new run{after}"
-    return f"--resume auto: resuming from {args.resume}{after}"
+    if found is None:
+        return replace(config, resume=None), (f"--resume auto: no checkpoint of --id {config.run_id} at stage "
+                                              f"{config.stage} under {config.save_dir}: a new run{after}")
+    return replace(config, resume=found), f"--resume auto: resuming from {found}{after}"
 
 
 def main() -> int:
     args = training_parser().parse_args()
-    auto_note = resolve_auto_resume(args) if str(args.resume) == AUTO else None
-    config = adopt_weights_structure(TrainConfig.from_args(args), args.arch, args.similarity)
+    config = TrainConfig.from_args(args)
     rank, world = rank_and_world()
     if config.batch_size % world:
         raise InputError(f"--batch_size {config.batch_size} (total over all processes) does not divide "
                          f"among {world} processes")
     device = pick_device(config.device)
     init_distributed(device)
+    auto_note = None
+    if str(config.resume) == AUTO:
+        config, auto_note = resolve_auto_resume(config)
+    config = adopt_weights_structure(config, args.arch, args.similarity)
     torch.backends.cudnn.benchmark = config.benchmark
     dataset = build_dataset(config)
     validator = Validator(config.val_root) if config.val_root else None
     trainer = Trainer(config, device, rank, world)
-    if config.resume:
-        run = RunPaths(config.resume.parent, trainer.load(config.resume))
-        check_same_on_every_rank(trainer.iteration, "iteration to resume from", device)
-        if args.stop_at is not None and args.stop_at <= trainer.iteration:
-            raise InputError(f"--stop_at {args.stop_at}: {config.resume} is already at iteration "
-                             f"{trainer.iteration}; continue without --stop_at or with a later one")
-    else:
-        run = new_run(config)
+    run = RunPaths(config.resume.parent, trainer.load(config.resume)) if config.resume else new_run(config)
+    check_same_on_every_rank(trainer.iteration, "iteration to start from", device)
+    if config.resume and args.stop_at is not None and args.stop_at <= trainer.iteration:
+        raise InputError(f"--stop_at {args.stop_at}: {config.resume} is already at iteration {trainer.iteration}; "
+                         f"continue without --stop_at or with a later one")
 
     def batches_for(run_config, start_iteration: int):  # endless: the sampler never ends
         return iter(training_loader(dataset, run_config, start_iteration, rank, world, device.type == "cuda"))

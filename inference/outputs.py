@@ -7,7 +7,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -30,12 +30,13 @@ class VideoTiming:
 class CompletedVideos:
     """Which videos of an output folder are finished: `<output>/.complete/<video>.json`, written atomically
     once all of a video's files are in place, holds its timing and the settings it was made with. A rerun
-    with the same settings skips those videos (unless `reuse` is off); a video cut off half-way, or made
-    with other settings, has no matching record and is segmented again."""
+    with the same settings skips those videos (unless `reuse` is off); a video cut off half-way, made with
+    other settings, or whose folder under one of `folders` is gone, is segmented again."""
 
-    def __init__(self, output: Path, settings: dict, reuse: bool = True) -> None:
+    def __init__(self, output: Path, settings: dict, folders: Sequence[Path] = (), reuse: bool = True) -> None:
         self.folder = output / ".complete"
         self.settings = json.loads(json.dumps(settings, default=str))  # as it reads back
+        self.folders = list(folders)  # where each video has a folder of its own (masks, scores)
         self.reuse = reuse
 
     def _record(self, video: Video) -> Path:
@@ -43,7 +44,7 @@ class CompletedVideos:
 
     def timing(self, video: Video) -> Optional[VideoTiming]:
         """The timing of `video` from an earlier run with these settings; None if it is to be segmented."""
-        if not self.reuse:
+        if not self.reuse or not all((folder / video.name).is_dir() for folder in self.folders):
             return None
         try:
             record = json.loads(self._record(video).read_text())

@@ -22,7 +22,7 @@ from inference.prefetch import read_ahead
 from inference.sources import Video, iterate_frames
 from model.checkpoint import describe, load_network
 from model.network import MemoryNetwork
-from util.distributed import autocast, barrier, init_distributed, rank_and_world, synchronise
+from util.distributed import autocast, barrier, broadcast_from_rank0, init_distributed, rank_and_world, synchronise
 from util.fileio import InputError, atomic_dir, remove_stale_temporaries
 from util.imageio import DAVIS_PALETTE, read_indexed_png
 from util.preprocess import normalise
@@ -137,8 +137,8 @@ def run_videos(network: MemoryNetwork, videos: list[Video], schedule: MemorySche
     whole set in its order. With `completed`, the videos an earlier run finished are skipped (rank 0 decides,
     and the ranks split what is left) and each finished video is recorded."""
     rank, world = rank_and_world()
-    earlier = [] if completed is None else [t for t in map(completed.timing, videos) if t is not None]
-    earlier = _from_rank0(earlier)
+    finished = rank == 0 and completed is not None
+    earlier = broadcast_from_rank0([t for t in map(completed.timing, videos) if t is not None] if finished else [])
     done_names = {t.name for t in earlier}
     mine = [video for video in videos if video.name not in done_names][rank::world]
     if earlier and rank == 0:
@@ -160,15 +160,6 @@ def run_videos(network: MemoryNetwork, videos: list[Video], schedule: MemorySche
     return [by_name[video.name] for video in videos]
 
 
-def _from_rank0(value):
-    """Rank 0's `value` on every rank (a picklable object); `value` itself without torchrun."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return value
-    holder = [value]
-    dist.broadcast_object_list(holder, src=0)
-    return holder[0]
-
-
 def run_inference(config: EvalConfig, videos: list[Video], mask_dir: Path, annotation_dir: str = "") -> Optional[dict]:
     """Segment `videos` into `mask_dir` (`annotation_dir` is its path under the output, for merging
     saved scores), continuing an interrupted run into the same output; on rank 0 write timing.json, print
@@ -178,9 +169,12 @@ def run_inference(config: EvalConfig, videos: list[Video], mask_dir: Path, annot
     if rank == 0:
         print(f"{config.model}: {describe(network)}", flush=True)
     init_distributed(config.options.device)
-    scores = prepare_scores(config.output, annotation_dir) if config.save_scores else None
-    completed = CompletedVideos(config.output, config.settings(), reuse=not config.rerun)
+    scores = config.output / "scores" if config.save_scores else None
+    completed = CompletedVideos(config.output, config.settings(), [mask_dir] + ([scores] if scores else []),
+                                reuse=not config.rerun)
     if rank == 0:  # before any rank writes: the others wait for rank 0's list of finished videos
+        if scores is not None:
+            prepare_scores(config.output, annotation_dir)
         left = [p for folder in {config.output, mask_dir, scores, completed.folder} if folder is not None
                 for p in remove_stale_temporaries(folder)]
         if left:

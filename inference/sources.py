@@ -126,9 +126,13 @@ def folder_videos(root: Path) -> list[Video]:
 
 
 def video_length(path: Path) -> int:
-    """The number of frames of a video file; an InputError if OpenCV cannot read it."""
+    """The number of frames of a video file (counted by decoding when the container does not say, as browser
+    recordings often do not); an InputError if OpenCV cannot read it."""
     capture = cv2.VideoCapture(str(path))
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    if count <= 0 and capture.isOpened():
+        while capture.grab():
+            count += 1
     capture.release()
     if count <= 0:
         raise InputError(f"{path}: cannot read the video (missing, empty or unsupported)")

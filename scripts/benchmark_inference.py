@@ -46,6 +46,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dataset.synthetic import generate_video
 from inference import local_decode
+from inference.config import add_schedule_args, schedule_settings
 from inference.core import InferenceCore, MemorySchedule
 from inference.outputs import labels_of
 from model.checkpoint import ARCHS, NetworkSpec, load_network, similarity_for
@@ -223,7 +224,7 @@ def run_one(args: argparse.Namespace) -> list[dict]:
     """Segment one synthetic video of max(lengths) frames in every way asked for, interleaved frame by
     frame; one row per way and length, read off at that frame."""
     device = pick_device(args.device)
-    schedule = MemorySchedule(args.mem_every, args.include_last, args.top)
+    schedule = MemorySchedule(args.mem_every, args.include_last, args.top, args.max_mem_frames, args.kmn_sigma)
     clip = (folder_clip(args.video) if args.video else
             synthetic_clip(args.objects, tuple(args.frame_size), args.object_scale))
     runs = build_runs(args, device, schedule, clip.num_objects)
@@ -310,7 +311,7 @@ def print_comparison(rows: list[dict]) -> None:
               f"{speed_up(row, by_key[(first, *key)])}")
 
 
-def main() -> int:
+def benchmark_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", type=int, nargs="+", default=[50, 100, 200])
     parser.add_argument("--objects", type=int, nargs="+", default=[1, 3])
@@ -322,19 +323,18 @@ def main() -> int:
                         help="the synthetic clip's frame size (default 480 854)")
     parser.add_argument("--size", type=int, nargs=2, dest="frame_size", action=Renamed, new_name="--frame_size",
                         help=argparse.SUPPRESS)
-    parser.add_argument("--top", type=int, default=20)
-    parser.add_argument("--mem_every", type=int, default=5)
-    parser.add_argument("--include_last", action="store_true")
+    add_schedule_args(parser)
     parser.add_argument("--channels_last", action="store_true")
     parser.add_argument("--local_decode", action="store_true",
                         help="decode near where objects can be (eval flag of the same name); default whole frames")
     parser.add_argument("--compare", nargs="+", metavar="VARIANT",
                         help="time these ways of segmenting side by side: exact, local, local=N, amp, compile, "
                              "an architecture (join with +; default architecture: the first --arch)")
-    parser.add_argument("--weights", nargs="+", help=argparse.SUPPRESS)  # the old name of --model
     parser.add_argument("--model", nargs="+", metavar="[ARCH=]PATH",
                         help="trained weights to time, for every architecture or ARCH=PATH for one (default: random "
                              "weights, which track nothing)")
+    parser.add_argument("--weights", nargs="+", dest="model", action=Renamed, new_name="--model",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--video", type=existing_folder,
                         help="time this DAVIS-layout video (.../JPEGImages/<res>/<name>, masks in the matching "
                              "Annotations folder) instead of the synthetic clip; --objects, --size, --object_scales "
@@ -348,24 +348,36 @@ def main() -> int:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--json", type=output_file, help="also write the rows as JSON")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one object count
-    args = parser.parse_args()
+    return parser
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """InputError for flags that cannot make a benchmark, before any is run."""
+    schedule_settings(args)
     if min(args.lengths) <= 21 + WINDOW:
-        parser.error(f"lengths must be above {21 + WINDOW} frames (the time per frame is compared with frame 20)")
+        raise InputError(f"lengths must be above {21 + WINDOW} frames (the time per frame is compared with frame 20)")
+    if len(set(args.arch)) != len(args.arch):
+        raise InputError("--arch lists an architecture twice")
     try:
         [parse_variant(name) for name in args.compare or []]
-    except ValueError as error:
-        parser.error(str(error))
-    if len(set(args.arch)) != len(args.arch):
-        parser.error("--arch lists an architecture twice")
-    try:
-        if args.weights:
-            print("note: --weights is now --model, the evaluation scripts' name", file=sys.stderr)
-            args.model = (args.model or []) + args.weights
         parse_weights(args.model, args.arch)
-        if args.video:
-            folder_clip(args.video)
-    except (ValueError, InputError) as error:
-        parser.error(str(error))
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    if args.video:
+        folder_clip(args.video)
+
+
+def print_row(row: dict) -> None:
+    print(f"{row['arch']:>10} {row['objects']:>7} {row['length']:>6} {row['fps']:>6.2f} "
+          f"{row['s_at_20']:>10.3f} {row['s_at_end']:>11.3f} {row['s_at_end'] / row['s_at_20']:>6.2f} "
+          f"{row['peak_mb']:>8.0f} {row['bank_mb']:>8.1f} {row['frame_gflop']:>11.1f} "
+          f"{row['achieved_gflops']:>8.1f} {row['matmul_gflops']:>14.1f} {row['achieved_gflops'] / row['matmul_gflops']:>6.2f} "
+          f"{row['jf']:>6.3f} {'yes' if row['tracks'] else 'no':>6}", flush=True)
+
+
+def main() -> int:
+    args = benchmark_parser().parse_args()
+    check_args(args)
     if args.child:
         args.objects = args.objects[0]
         print(json.dumps(run_one(args)))
@@ -384,11 +396,7 @@ def main() -> int:
             return result.returncode
         for row in json.loads(result.stdout):
             rows.append(row)
-            print(f"{row['arch']:>10} {row['objects']:>7} {row['length']:>6} {row['fps']:>6.2f} "
-                  f"{row['s_at_20']:>10.3f} {row['s_at_end']:>11.3f} {row['s_at_end'] / row['s_at_20']:>6.2f} "
-                  f"{row['peak_mb']:>8.0f} {row['bank_mb']:>8.1f} {row['frame_gflop']:>11.1f} "
-                  f"{row['achieved_gflops']:>8.1f} {row['matmul_gflops']:>14.1f} {row['achieved_gflops'] / row['matmul_gflops']:>6.2f} "
-                  f"{row['jf']:>6.3f} {'yes' if row['tracks'] else 'no':>6}", flush=True)
+            print_row(row)
     if args.compare:
         print_comparison(rows)
     elif len(args.arch) > 1 or args.amp:

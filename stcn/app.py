@@ -130,16 +130,29 @@ class AnnotationApp:
 
     # ---- event handlers ------------------------------------------------------------------------------
     def open_video(self, uploaded, server_path: str, weights: str, device: str, request: gr.Request):
-        folder = self.config.workdir / request.session_hash
-        shutil.rmtree(folder, ignore_errors=True)
-        source = _source(uploaded, server_path, folder / "upload")
-        frames = FrameStore(source, folder / "frames")
-        session = AnnotationSession(self._segmenter(weights, device), frames, folder / "session",
-                                    **self.config.settings)
+        tab = self.config.workdir / request.session_hash
+        tab.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="video_", dir=tab))  # a video's own: the last one stays intact
+        try:
+            source = _source(uploaded, server_path, folder / "frames")
+            frames = FrameStore(source, folder / "decoded")
+            session = AnnotationSession(self._segmenter(weights, device), frames, folder / "session",
+                                        **self.config.settings)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self.close(request)
         self.sessions[request.session_hash] = session
         status = (f"Opened **{frames.name}**: {len(frames)} frames of {frames.width}x{frames.height}. Mark the "
                   f"objects on a frame (paint, or upload its mask), then propagate.")
         return status, gr.update(maximum=len(frames) - 1, value=0, interactive=True), _editor(session, 0)
+
+    def close(self, request: gr.Request) -> None:
+        """Forget the tab's session (a new video, or the tab closed): its propagation stops, its folder goes."""
+        session = self.sessions.pop(request.session_hash, None)
+        if session is not None:
+            session.stop()
+            shutil.rmtree(session.folder.parent, ignore_errors=True)
 
     def show_frame(self, index: float, request: gr.Request):
         session = self._session(request)
@@ -267,6 +280,7 @@ class AnnotationApp:
                 on(event.then, self.refresh_frame, [frame], [editor])
             on(zip_button.click, self.export_masks, None, [exported, status])
             on(video_button.click, self.export_overlay, None, [exported, status])
+            page.unload(self.close)
         return page
 
 

@@ -4,6 +4,7 @@ A user marks objects on a frame, propagates, corrects any frame and propagates a
 Frames stay on disk and are read one at a time; masks are written to the session folder as they are made,
 so neither a long video nor its masks have to fit in memory.
 """
+import threading
 import zipfile
 from pathlib import Path
 from typing import Iterator, Optional
@@ -27,15 +28,13 @@ class FrameStore:
         source = Path(source)
         self.fps = 24.0
         if source.is_dir():
-            self.paths = list_images(source)
-            if not self.paths:
-                raise InputError(f"{source}: no images in this folder")
+            self.paths = list_images(source)  # an InputError when there is none
         elif source.is_file():
             self.fps = video_fps(source)
             self.paths = _decode_to_png(source, cache)
         else:
             raise InputError(f"{source}: no such video file or frame folder")
-        self.name = source.stem if source.is_file() else source.name
+        self.name = source.stem if source.is_file() else source.resolve().name
         self.names = [path.stem for path in self.paths]
         first = self.read(0)
         self.height, self.width = first.shape[:2]
@@ -69,9 +68,10 @@ class AnnotationSession:
     """Marks (masks a user gave), propagation from a marked frame, stop and continue, and export.
 
     Propagating from marked frame k runs the inference core forward over the earlier marked frames, k and
-    every later frame (a later marked frame keeps its mask and becomes memory), then backward over the later
-    marked frames, k and the frames down to the previous marked frame. Every mask given counts for all
-    objects at its frame (`whole_masks`): a correction replaces what was predicted there.
+    every later frame (a later marked frame keeps its mask and becomes memory), then backward over the other
+    marked frames, k and the frames down to the previous marked frame: every mark is memory both ways. Every
+    mask given counts for all objects at its frame (`whole_masks`): a correction replaces what was predicted
+    there.
     """
 
     def __init__(self, segmenter: Segmenter, frames: FrameStore, folder: Path, palette: Optional[list[int]] = None,
@@ -85,6 +85,7 @@ class AnnotationSession:
         self.done: set[int] = set()  # frames with a mask, given or propagated
         self._run: Optional[Iterator[int]] = None
         self._stop_asked = False
+        self._lock = threading.Lock()  # held while a propagation runs
 
     # ---- marks and masks ----------------------------------------------------------------------------
     def _mask_path(self, index: int) -> Path:
@@ -103,22 +104,11 @@ class AnnotationSession:
         self.marked[index] = path
         self._write(index, labels)
 
-    def unmark(self, index: int) -> None:
-        """Frame `index` is no longer a given mask (its current mask stays until propagated over)."""
-        self.marked.pop(index, None)
-
     def mask(self, index: int) -> np.ndarray:
         """The current label map of frame `index` (all background where nothing was given or propagated)."""
         if index in self.done:
             return read_indexed_png(self._mask_path(index))[0]
         return np.zeros((self.frames.height, self.frames.width), np.uint8)
-
-    def object_ids(self) -> list[int]:
-        """The labels given on any marked frame."""
-        found = set()
-        for path in self.marked.values():
-            found |= set(np.unique(read_indexed_png(path)[0]).tolist())
-        return sorted(found - {0})
 
     def _write(self, index: int, labels: np.ndarray) -> None:
         write_indexed_png(self._mask_path(index), labels, self.palette)
@@ -127,28 +117,37 @@ class AnnotationSession:
     # ---- propagation ----------------------------------------------------------------------------------
     def start(self, index: int) -> None:
         """Begin a propagation from marked frame `index` (advance it with `steps`); replaces one not finished."""
+        if self._lock.locked():
+            raise InputError("a propagation is running: stop it first")
         if index not in self.marked:
             raise InputError(f"frame {index} has no mask: mark objects on it (or open a marked frame) first")
         self._run = self._propagation(index)
-        self._stop_asked = False
 
     def steps(self) -> Iterator[int]:
         """The frames the current propagation segments, one at a time, until it ends or `stop` is called; after
-        a stop, the next `steps` continues where it stopped (the same masks as a run never stopped)."""
-        while self._run is not None:
-            if self._stop_asked:
-                self._stop_asked = False
-                return
-            try:
-                index = next(self._run)
-            except StopIteration:
-                self._run = None
-                return
-            yield index
+        a stop, the next `steps` continues where it stopped (the same masks as a run never stopped). One caller
+        at a time: another gets an InputError."""
+        if not self._lock.acquire(blocking=False):
+            raise InputError("a propagation is running already")
+        try:
+            self._stop_asked = False
+            while self._run is not None and not self._stop_asked:
+                try:
+                    index = next(self._run)
+                except StopIteration:
+                    self._run = None
+                    return
+                except BaseException:
+                    self._run = None  # a failed propagation cannot be continued; start again
+                    raise
+                yield index
+        finally:
+            self._lock.release()
 
     def stop(self) -> None:
-        """Ask the propagation to pause after the frame it is on (from another thread, e.g. a Stop button)."""
-        if self._run is not None:
+        """Ask the running propagation to pause after the frame it is on (from another thread, e.g. a Stop
+        button); nothing to do when none runs."""
+        if self._lock.locked():
             self._stop_asked = True
 
     @property
@@ -161,7 +160,8 @@ class AnnotationSession:
         forward = [m for m in marked if m < start] + list(range(start, len(self.frames)))
         yield from self._segment(forward, written=lambda i: i > start)
         previous = max((m for m in marked if m < start), default=-1)
-        backward = [m for m in reversed(marked) if m > start] + list(range(start, previous, -1))
+        others = [m for m in marked if m < start] + [m for m in reversed(marked) if m > start]
+        backward = others + list(range(start, previous, -1))
         yield from self._segment(backward, written=lambda i: i < start)
 
     def _segment(self, order: list[int], written) -> Iterator[int]:

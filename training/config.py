@@ -8,7 +8,7 @@ from dataset.sampling import FRAMES, MAX_TARGETS, ClipSpec
 from model.backbones import BACKBONES
 from model.checkpoint import ARCHS, read_checkpoint, resolve_spec, similarity_for
 from model.memory import SIMILARITIES
-from util.cli import (ArgumentParser, at_least, check_flags, existing_file, existing_folder, output_folder, positive,
+from util.cli import (ArgumentParser, Renamed, at_least, check_flags, existing_file, existing_folder, output_folder, positive,
                       weights_file)
 from util.fileio import InputError
 
@@ -54,11 +54,21 @@ def checkpoint_or_auto(text: str) -> Path:
 
 
 def training_parser() -> argparse.ArgumentParser:
-    """train.py's flags: the original code's names where it had them, the seed's numbers as defaults."""
+    """train.py's flags, in groups: the original code's names where it had them, the seed's numbers as defaults."""
     parser = ArgumentParser(description="Train STCN (one stage of the paper per run).")
     parser.add_argument("--stage", type=int, choices=tuple(STAGES), required=True,
                         help="0 static images, 1 BL30K, 2 main after BL30K (300K), 3 main (150K)")
     parser.add_argument("--id", default="NULL", help="experiment name; checkpoints go to <save_dir>/<date>_<id>")
+    _add_schedule_args(parser.add_argument_group("optimiser, schedule and loss (stage defaults from the table)"))
+    _add_network_args(parser.add_argument_group("network and the weights to start from"))
+    _add_data_args(parser.add_argument_group("training data"))
+    _add_run_args(parser.add_argument_group("checkpoints, logging, device and time budget"))
+    _add_validation_args(parser.add_argument_group("validation during training"))
+    _add_lever_args(parser.add_argument_group("what a video sample holds (recipe levers; the defaults are the paper's)"))
+    return parser
+
+
+def _add_schedule_args(parser) -> None:
     parser.add_argument("-i", "--iterations", type=int, help="total iterations (stage default)")
     parser.add_argument("-b", "--batch_size", type=int, help="total batch over all processes (stage default)")
     parser.add_argument("--steps", type=int, nargs="*", help="iterations at which the lr decays (stage default)")
@@ -71,6 +81,9 @@ def training_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap_start", type=int, default=20_000, help="plain CE before this iteration")
     parser.add_argument("--bootstrap_end", type=int, default=70_000, help="top-p reaches its final value here")
     parser.add_argument("--bootstrap_top_p", type=float, default=0.15)
+
+
+def _add_network_args(parser) -> None:
     parser.add_argument("--arch", choices=tuple(ARCHS), default=None,
                         help="stcn (the paper, default) or stm (the Table 1 baseline); weights given by "
                              "--load_network/--resume decide it and must not contradict it")
@@ -82,11 +95,15 @@ def training_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backbone", choices=BACKBONES, default="resnet50",
                         help="key encoder (supplementary E); weights given by --load_network/--resume decide it")
     parser.add_argument("--load_network", type=weights_file, help="initial weights (stage-0 weights are widened)")
-    parser.add_argument("--load_model", type=weights_file, help="a full training checkpoint to continue (= --resume)")
+    parser.add_argument("--load_model", type=checkpoint_or_auto, dest="resume", action=Renamed, new_name="--resume",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--resume", type=checkpoint_or_auto,
                         help="continue a run exactly from <name>_checkpoint.pth; 'auto': from the checkpoint of the "
                              "newest run of this --id under --save_dir, or a new run when there is none (the same "
                              "command for the first start and every restart, e.g. under torchrun --max_restarts)")
+
+
+def _add_data_args(parser) -> None:
     parser.add_argument("--static_root", type=Path, default=Path("../static"))
     parser.add_argument("--bl_root", type=Path, default=Path("../BL30K"))
     parser.add_argument("--yv_root", type=Path, default=Path("../YouTube"))
@@ -96,6 +113,15 @@ def training_parser() -> argparse.ArgumentParser:
                              "a filtered list; see docs/usage.md); default: every video of train_480p")
     parser.add_argument("--crop_size", type=int, default=384)
     parser.add_argument("--num_workers", type=int, default=8, help="data loader processes per GPU/process")
+    parser.add_argument("--synthetic", type=int, nargs=3, metavar=("H", "W", "FRAMES"),
+                        help="train on a fresh synthetic sample per sample (dataset/synthetic_online.py) instead of "
+                             "the stage's datasets: HxW frames (images for stage 0), videos of FRAMES frames")
+    parser.add_argument("--synthetic_pool", type=int, default=0, metavar="N",
+                        help="with --synthetic: draw the samples from a fixed set of N videos (images) instead of "
+                             "a new one each time (default 0: always new)")
+
+
+def _add_run_args(parser) -> None:
     parser.add_argument("--save_dir", type=output_folder, default=Path("saves"))
     parser.add_argument("--save_every", type=int, default=10_000, help="network + full checkpoint interval")
     parser.add_argument("--log_every", type=int, default=100, help="TensorBoard scalar interval")
@@ -124,28 +150,26 @@ def training_parser() -> argparse.ArgumentParser:
                              "job time limit); past -i, the schedule's last phase (its last learning rate and "
                              "curriculum phase) goes on to it, as a budgeted run with time left after its plan does "
                              "(with --minutes: past the plan, while the budget lasts)")
+
+
+def _add_validation_args(parser) -> None:
     parser.add_argument("--val_root", type=existing_folder,
                         help="validate on the val list of this DAVIS 2017-layout set (J&F, in-process) every "
                              "--val_every iterations and at the end; the best network is kept as <run>_best.pth")
     parser.add_argument("--val_every", type=int, default=0, help="validation interval (0: at the end only)")
     parser.add_argument("--val_points", type=int, default=0,
                         help="instead of --val_every: validate this many times, evenly over the (planned) run")
-    parser.add_argument("--synthetic", type=int, nargs=3, metavar=("H", "W", "FRAMES"),
-                        help="train on a fresh synthetic sample per sample (dataset/synthetic_online.py) instead of "
-                             "the stage's datasets: HxW frames (images for stage 0), videos of FRAMES frames")
-    parser.add_argument("--synthetic_pool", type=int, default=0, metavar="N",
-                        help="with --synthetic: draw the samples from a fixed set of N videos (images) instead of "
-                             "a new one each time (default 0: always new)")
-    lever = parser.add_argument_group("what a video sample holds (recipe levers; the defaults are the paper's)")
-    lever.add_argument("--sample_frames", type=int, default=FRAMES,
-                       help="frames per sample: the first one's mask is given, the others are segmented in turn "
-                            "from the memory of those before")
-    lever.add_argument("--max_targets", type=int, choices=(1, 2), default=MAX_TARGETS,
-                       help="target objects per sample, at most")
-    lever.add_argument("--max_jump", type=int, default=0,
-                       help="a fixed largest distance between sampled frames (video frames) instead of the "
-                            "curriculum of supplementary F.4 (0, the default)")
-    return parser
+
+
+def _add_lever_args(parser) -> None:
+    parser.add_argument("--sample_frames", type=int, default=FRAMES,
+                        help="frames per sample: the first one's mask is given, the others are segmented in turn "
+                             "from the memory of those before")
+    parser.add_argument("--max_targets", type=int, choices=(1, 2), default=MAX_TARGETS,
+                        help="target objects per sample, at most")
+    parser.add_argument("--max_jump", type=int, default=0,
+                        help="a fixed largest distance between sampled frames (video frames) instead of the "
+                             "curriculum of supplementary F.4 (0, the default)")
 
 
 @dataclass(frozen=True)
@@ -216,8 +240,6 @@ class TrainConfig:
     def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
         check_flags(args, FLAG_RULES)
         stage = STAGES[args.stage]
-        if args.resume and args.load_model and args.resume != args.load_model:
-            raise InputError("--resume and --load_model name different checkpoints; give one")
         synthetic = tuple(args.synthetic) if args.synthetic else None
         pool = args.synthetic_pool
         if pool and synthetic is None:
@@ -256,7 +278,7 @@ class TrainConfig:
             bootstrap_top_p=args.bootstrap_top_p, arch=arch,
             similarity=similarity_for(arch, args.similarity),
             cbam=not args.no_cbam, backbone=args.backbone,
-            load_network=args.load_network, resume=args.resume or args.load_model,
+            load_network=args.load_network, resume=args.resume,
             static_root=args.static_root, bl_root=args.bl_root, yv_root=args.yv_root, davis_root=args.davis_root,
             yv_subset=args.yv_subset,
             crop_size=args.crop_size, num_workers=args.num_workers, save_dir=args.save_dir,

@@ -5,6 +5,7 @@ grad scaler and checkpoints (the loop that drives it is `training.loop`). A full
 on the CPU with a fixed seed, a run stopped at iteration k and resumed ends with the same weights as
 a run that was never stopped (the data stream is a function of seed, rank and iteration only).
 """
+import json
 import random
 import re
 import warnings
@@ -271,21 +272,22 @@ def new_run(config: TrainConfig) -> RunPaths:
     return RunPaths(config.save_dir / name, name)
 
 
-def latest_checkpoint(save_dir: Path, run_id: str) -> Optional[Path]:
-    """The full checkpoint of the newest run of `run_id` under `save_dir` (`--resume auto`): the most recently
-    written `<name>_checkpoint.pth` of a folder named `<Mon DD_HH.MM.SS>_<run_id>`; None when there is none.
-    Checkpoints are renamed into place whole, so one found here was never cut off by a kill."""
+def latest_checkpoint(save_dir: Path, run_id: str, stage: int) -> Optional[Path]:
+    """The full checkpoint of the newest run of `run_id` at `stage` under `save_dir` (`--resume auto`): the most
+    recently written `<name>_checkpoint.pth` of a folder `<Mon DD_HH.MM.SS>_<run_id>` whose config.json names
+    this stage; None when there is none. Checkpoints are renamed into place whole: one found here is complete."""
+    name = re.compile(rf"[A-Z][a-z]{{2}}\d{{2}}_\d{{2}}\.\d{{2}}\.\d{{2}}_{re.escape(run_id)}")
     found = []
     for folder in save_dir.iterdir() if save_dir.is_dir() else []:
-        if not folder.name.endswith(f"_{run_id}"):
+        checkpoint = RunPaths(folder, folder.name).checkpoint
+        if not (name.fullmatch(folder.name) and checkpoint.is_file()):
             continue
         try:
-            datetime.strptime(folder.name[:-len(run_id) - 1], RUN_TIME_FORMAT)
-        except ValueError:
-            continue  # another id that ends in this one, or not a run folder
-        checkpoint = RunPaths(folder, folder.name).checkpoint
-        if checkpoint.is_file():
-            found.append((checkpoint.stat().st_mtime, checkpoint))
+            if json.loads((folder / "config.json").read_text())["stage"] != stage:
+                continue  # another stage's run under the same id
+        except (OSError, ValueError, KeyError):
+            continue
+        found.append((checkpoint.stat().st_mtime, checkpoint))
     return max(found)[1] if found else None
 
 

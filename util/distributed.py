@@ -2,9 +2,11 @@
 import os
 import resource
 from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.distributed.constants import default_pg_timeout
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -44,13 +46,27 @@ def init_distributed(device: torch.device) -> bool:
 
 
 def _store_of_this_start(rank: int, world: int) -> dist.Store:
-    """The rendezvous store at MASTER_ADDR:MASTER_PORT (torchrun's agent serves it, else rank 0), its keys scoped
-    to this start of the group: torchrun keeps one store across --max_restarts, and a restarted group could
-    otherwise read the address of a killed worker and fail to connect (pytorch/pytorch#167288)."""
+    """The rendezvous store at MASTER_ADDR:MASTER_PORT (torchrun's agent serves it, else rank 0). torchrun keeps
+    one store across --max_restarts, and a restarted group could read the address of a killed worker from it
+    and fail to connect (pytorch/pytorch#167288): on one machine, where every worker has the same restart count,
+    the keys are scoped to this start. Across machines the counts can differ (a node restarted for a membership
+    change does not count it), so there the keys are torch's own."""
     agent_serves = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
     store = dist.TCPStore(os.environ.get("MASTER_ADDR", "127.0.0.1"), int(os.environ["MASTER_PORT"]), world,
-                          is_master=rank == 0 and not agent_serves, multi_tenant=True)
+                          is_master=rank == 0 and not agent_serves, timeout=default_pg_timeout, multi_tenant=True)
+    one_machine = int(os.environ.get("LOCAL_WORLD_SIZE", world)) == world
+    if not one_machine:
+        return store
     return dist.PrefixStore(f"start{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+
+
+def broadcast_from_rank0(value: Any) -> Any:
+    """Rank 0's `value` (any picklable object) on every rank; `value` itself without a process group."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
 
 
 def check_same_on_every_rank(value: int, what: str, device: torch.device) -> None:

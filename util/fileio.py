@@ -26,6 +26,10 @@ _TEMPORARY = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.tmp(\.[^.]+)?$")  # what _te
 
 
 def _process_alive(pid: int) -> bool:
+    """Whether process `pid` runs here; this process's own id counts as gone (a restarted container often gets
+    the id of the process that was killed, and nothing calls this while it writes)."""
+    if pid == os.getpid():
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

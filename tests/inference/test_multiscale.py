@@ -104,6 +104,7 @@ def test_merge_refuses_runs_that_do_not_match(weights, davis_root, youtube_root,
     assert result.returncode == 2 and "--save_scores" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", ["wide_resnet50", "wide_resnet50_aspp"])
 def test_backbone_variant_trains_saves_reloads_without_flags_and_evaluates(backbone, davis_root, tmp_path):
     data = tmp_path / "data"

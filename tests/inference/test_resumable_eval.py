@@ -108,6 +108,9 @@ def test_a_record_counts_only_for_the_same_settings_and_source(tmp_path):
     assert CompletedVideos(tmp_path, settings, reuse=False).timing(video) is None  # --rerun
     moved = _video(tmp_path / "elsewhere")
     assert CompletedVideos(tmp_path, settings).timing(moved) is None  # other frames under the same name
+    assert CompletedVideos(tmp_path, settings, [tmp_path / "masks"]).timing(video) is None  # its folder is gone
+    (tmp_path / "masks" / "v").mkdir(parents=True)
+    assert CompletedVideos(tmp_path, settings, [tmp_path / "masks"]).timing(video) == VideoTiming("v", 3, 1.5)
     (tmp_path / ".complete" / "v.json").write_text("{")  # cut off: cannot be, as it is renamed into place
     assert CompletedVideos(tmp_path, settings).timing(video) is None
 

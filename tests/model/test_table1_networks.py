@@ -49,6 +49,7 @@ def stm_weights(data_roots, tmp_path_factory):
     return _weights(saves / "s2", 2)
 
 
+@pytest.mark.slow
 def test_stm_resumes_exactly(data_roots, tmp_path):
     straight = _train(data_roots, tmp_path / "a", 3, "--arch", "stm", "-i", "3")
     _train(data_roots, tmp_path / "b", 3, "--arch", "stm", "-i", "3", "--stop_at", "1")
@@ -58,6 +59,7 @@ def test_stm_resumes_exactly(data_roots, tmp_path):
     assert _checksum(straight.stdout) == _checksum(resumed.stdout)
 
 
+@pytest.mark.slow
 def test_stm_trains_under_torchrun(data_roots, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29743",
@@ -70,12 +72,14 @@ def test_stm_trains_under_torchrun(data_roots, tmp_path):
     assert len(sums) == 2 and sums[0] == sums[1]
 
 
+@pytest.mark.slow
 def test_a_contradicting_arch_stops_with_a_message(data_roots, stm_weights, tmp_path):
     result = _train(data_roots, tmp_path, 3, "--arch", "stcn", "-i", "1", "--load_network", stm_weights, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{stm_weights}: holds an STM network; --arch stcn cannot load it" in result.stderr
 
 
+@pytest.mark.slow
 def test_stm_evaluates_on_davis_and_youtube_and_merges(data_roots, stm_weights, tmp_path):
     davis = data_roots / "DAVIS" / "2017"
     out = tmp_path / "d17"
@@ -104,6 +108,7 @@ def test_stm_evaluates_on_davis_and_youtube_and_merges(data_roots, stm_weights, 
     assert late, "the generated YouTubeVOS set should have objects that appear later"
 
 
+@pytest.mark.slow
 def test_similarity_is_taken_from_the_card_and_a_contradiction_stops(data_roots, tmp_path):
     _train(data_roots, tmp_path / "dot", 3, "--similarity", "dot", "--no_cbam", "-i", "1")
     weights = _weights(tmp_path / "dot", 1)

@@ -3,12 +3,14 @@ continuing a stopped run."""
 import csv
 import json
 
+import pytest
 from eval_helpers import run_script
 
 TINY = ["--iterations", "1", "--seeds", "2", "--frame_size", "32", "48", "--val_videos", "2", "--val_frames", "6",
         "--train_frames", "5", "--objects", "2", "--batch", "1", "--warmup", "1"]
 
 
+@pytest.mark.slow
 def test_the_table_has_every_network_schedule_and_seed(tmp_path):
     out = tmp_path / "table"
     result = run_script("scripts/ablation_table.py", "--out", out, *TINY)

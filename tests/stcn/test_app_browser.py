@@ -17,7 +17,7 @@ import pytest
 from eval_helpers import ROOT
 
 from dataset.synthetic_layouts import SyntheticSpec, write_layout
-from util.imageio import list_images, read_image, read_indexed_png, read_mask
+from util.imageio import list_images, read_image, read_indexed_png, read_mask, write_indexed_png
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
@@ -111,7 +111,8 @@ def test_browser_mark_propagate_correct_propagate_and_export(served, weights, tm
         page = browser.new_page(viewport={"width": 1280, "height": 1100}, accept_downloads=True)
         expect = sync_api.expect
         try:
-            page.goto(served, wait_until="networkidle")
+            page.goto(served)
+            expect(page.get_by_role("button", name="Open video")).to_be_visible(timeout=WAIT_MS)
             page.locator("#video_upload input[type=file]").set_input_files(str(video))
             expect(page.locator("#video_upload")).to_contain_text("clip.mp4", timeout=WAIT_MS)
             page.get_by_role("button", name="Open video").click()
@@ -166,15 +167,24 @@ def test_bad_input_is_a_message_in_the_page(served, tmp_path):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page()
         try:
-            page.goto(served, wait_until="networkidle")
+            page.goto(served)
+            sync_api.expect(page.get_by_role("button", name="Open video")).to_be_visible(timeout=WAIT_MS)
             page.locator("#server_path textarea, #server_path input").first.fill(str(tmp_path / "broken.mp4"))
             page.get_by_role("button", name="Open video").click()
             sync_api.expect(page.locator("#status")).to_contain_text("broken.mp4: cannot read the video",
                                                                      timeout=WAIT_MS)
             page.get_by_role("button", name="Propagate from this frame").click()  # before any video
             sync_api.expect(page.locator("#status")).to_contain_text("open a video first", timeout=WAIT_MS)
+            video, _, _ = _clip(tmp_path)
+            page.locator("#server_path textarea, #server_path input").first.fill(str(video))
+            page.get_by_role("button", name="Open video").click()
+            sync_api.expect(page.locator("#status")).to_contain_text("Opened clip", timeout=WAIT_MS)
+            write_indexed_png(tmp_path / "small.png", np.ones((32, 48), np.uint8))
+            page.locator("#mask_upload input[type=file]").set_input_files(str(tmp_path / "small.png"))
+            sync_api.expect(page.locator("#status")).to_contain_text("mask is 48x32 but its frame is 96x64",
+                                                                     timeout=WAIT_MS)
             assert "Traceback" not in page.content()
-            page.reload(wait_until="networkidle")  # the server is still up
+            page.reload()  # the server is still up
             sync_api.expect(page.get_by_role("button", name="Open video")).to_be_visible()
         finally:
             browser.close()

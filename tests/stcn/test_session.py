@@ -66,14 +66,13 @@ def test_propagation_corrections_and_a_second_propagation_give_the_cores_masks(s
     correction = _truth(annotations, k)
     session.mark(k, correction)
     session.start(k)
-    # forward over frames 0 (marked), 7 and on; then backward from 7 down to 1
+    # forward over frames 0 (marked), 7 and on; then backward over 0 (marked), 7 and down to 1
     assert list(session.steps()) == list(range(8, 12)) + list(range(6, 0, -1))
     forward = _core_labels(segmenter.network, [images[0]] + images[k:], {0: first, 1: correction})
     assert all(np.array_equal(session.mask(i), forward[i - k + 1]) for i in range(k + 1, 12))
-    backward = _core_labels(segmenter.network, images[k:0:-1], {0: correction})
-    assert all(np.array_equal(session.mask(i), backward[k - i]) for i in range(1, k))
+    backward = _core_labels(segmenter.network, [images[0]] + images[k:0:-1], {0: first, 1: correction})
+    assert all(np.array_equal(session.mask(i), backward[k - i + 1]) for i in range(1, k))
     assert np.array_equal(session.mask(k), correction) and np.array_equal(session.mask(0), first)
-    assert session.object_ids() == sorted({int(i) for i in np.unique(np.concatenate([first, correction]))} - {0})
 
 
 def test_a_stopped_propagation_continues_to_the_same_masks(segmenter, video, tmp_path):
@@ -88,8 +87,13 @@ def test_a_stopped_propagation_continues_to_the_same_masks(segmenter, video, tmp
     paused.start(0)
     running = paused.steps()
     assert [next(running) for _ in range(3)] == [1, 2, 3]
+    with pytest.raises(InputError, match="running already"):
+        next(paused.steps())  # a second caller (a double click) while it runs
+    with pytest.raises(InputError, match="stop it first"):
+        paused.start(0)
     paused.stop()
     assert list(running) == [] and paused.propagating  # paused after frame 3
+    paused.stop()  # while paused: nothing to stop, and Continue still goes on
     assert list(paused.steps()) == list(range(4, 12)) and not paused.propagating
     assert all(np.array_equal(paused.mask(i), straight.mask(i)) for i in range(12))
 

@@ -190,6 +190,7 @@ def _run_simulated(save_dir, monkeypatch, seconds_of, stop_at=None, resume=None)
     return trainer, summary
 
 
+@pytest.mark.slow
 def test_run_training_goes_on_past_its_plan_and_a_resumed_run_does_the_same(tmp_path, monkeypatch):
     # simulated time, real steps: 1.25 s each while the plan is timed, then 1 s; 45 s of budget
     def seconds_of(iteration):
@@ -269,6 +270,7 @@ def _rank_plan(rank: int) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_torchrun_ranks_plan_go_on_and_stop_together(tmp_path):
     # two processes of train.py on a 24-s budget: one plan, the same last iteration, the same weights, no hang
     budget = 24.0
@@ -320,6 +322,7 @@ def _checksum(output: str) -> str:
     return re.search(r"parameter checksum (\S+)", output).group(1)
 
 
+@pytest.mark.slow
 def test_train_py_spends_its_budget_and_its_recorded_plan_repeats_the_run(tmp_path):
     # about 320 iterations of 0.28 s here: the plan is fixed after 20 timed steps, before the curriculum's first
     # switch; the machine's speed after that only moves the end past the plan or short of it

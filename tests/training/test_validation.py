@@ -37,6 +37,7 @@ def test_validation_is_logged_keeps_the_best_network_and_equals_eval_davis(data_
     assert {"train/total_loss", "train/iou", "train/lr"} <= set(events.Tags()["scalars"])
 
 
+@pytest.mark.slow
 def test_a_resumed_run_continues_its_validation_history(data_roots, davis_root, tmp_path):
     _train(data_roots, tmp_path / "saves", "-i", "3", "--stop_at", "1", "--val_root", davis_root, "--val_every", "1")
     run = next((tmp_path / "saves").iterdir())
