@@ -60,8 +60,8 @@ from util.cli import ArgumentParser, existing_folder, output_folder, run_cli
 from util.fileio import atomic_path
 from util.plots import learning_curve
 
-# glibc returns freed memory to the system and takes it back at every iteration, which costs page faults
-# on a VM; keeping the heap made the demo's training step 4% faster here (6.7 against 7.0 s, one thread).
+# glibc returns freed memory to the system and takes it back at every iteration (page faults on a VM): the
+# demo's training keeps its heap, a few percent faster.
 FAST_MALLOC = {"MALLOC_TRIM_THRESHOLD_": str(64 << 30), "MALLOC_TOP_PAD_": str(1 << 30),
                "MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
 

@@ -25,9 +25,8 @@ from typing import Optional
 STARTUP_ITERATIONS = 3  # not timed: first-call and start-up costs
 FIRST_PLAN_AFTER = 3  # timed iterations before the first plan; then re-planned each time they double
 FREEZE_FRACTION = 0.08  # the plan is fixed from here on (the curriculum's first switch is at 10%)
-# Timed iterations before the plan may be fixed: steps at 32x32 here take about 10 iterations to settle (0.47 s,
-# then 0.37 s). Plans fixed after 12 timed steps spent 90-102% of a 75-s budget (4 runs); after 20, 96-103% of a
-# 90-s budget (4 runs).
+# Timed iterations before the plan may be fixed: a step's time takes about 10 iterations to settle, and plans
+# fixed after 20 spend the budget to within a few percent (docs/learning.md#time-budgets).
 MIN_TIMED = 20
 OVERRUN = 0.03  # a run still short of its plan stops at the budget plus this fraction
 SPIKE = 2.0  # an iteration over this many times the median one paid a one-time cost: not counted in the speed

@@ -186,12 +186,10 @@ UNPLANNED = 10**15  # the total iterations the loader is given while a budget's 
 
 
 def _loader_config(config: TrainConfig, budget: Optional[BudgetPlanner]) -> TrainConfig:
-    """What the loader is built with. While a budget's plan is not final, the curriculum stays in its first
-    phase (the plan is final at 8% of the run, before its first switch at 10%, unless the run is too short
-    to be timed by then: training/budget.py), and the loader is built again
-    once, with the final plan. Rebuilding it at every re-plan forked a new worker each time, and the step
-    after each took 5 s longer here (7.5 s against 2.5 s at batch 2), most likely copying the pages of the
-    training process that the fork had shared."""
+    """What the loader is built with. While a budget's plan is not final the curriculum stays in its first
+    phase (the plan is final at 8% of the run, before its first switch at 10%: training/budget.py), and the
+    loader is built again once, with the final plan: each rebuild forks new workers, and the step after a
+    fork is seconds slower."""
     return replace(config, iterations=UNPLANNED) if budget is not None and not budget.frozen else config
 
 
