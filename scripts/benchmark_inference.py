@@ -46,12 +46,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dataset.synthetic import generate_video
 from inference import local_decode
-from inference.config import add_schedule_args, schedule_settings
+from inference.config import FLAG_RULES, add_schedule_args
 from inference.core import InferenceCore, MemorySchedule
 from inference.outputs import labels_of
 from model.checkpoint import ARCHS, NetworkSpec, load_network, similarity_for
 from model.fold import fold_batchnorm
-from util.cli import ArgumentParser, Renamed, existing_folder, output_file, run_cli
+from util.cli import ArgumentParser, Renamed, check_flags, existing_folder, output_file, run_cli
 from util.distributed import autocast, peak_memory_bytes, pick_device, synchronise
 from util.fileio import InputError
 from util.imageio import list_images, read_image, read_mask
@@ -353,7 +353,7 @@ def benchmark_parser() -> argparse.ArgumentParser:
 
 def check_args(args: argparse.Namespace) -> None:
     """InputError for flags that cannot make a benchmark, before any is run."""
-    schedule_settings(args)
+    check_flags(args, FLAG_RULES)
     if min(args.lengths) <= 21 + WINDOW:
         raise InputError(f"lengths must be above {21 + WINDOW} frames (the time per frame is compared with frame 20)")
     if len(set(args.arch)) != len(args.arch):

@@ -80,6 +80,7 @@ class AnnotationSession:
         self.frames = frames
         self.folder = Path(folder)
         self.palette = palette or DAVIS_PALETTE
+        self.colours = np.array(self.palette[:768], dtype=np.uint8).reshape(-1, 3)  # by label, for overlays
         self.settings = settings  # Segmenter.segment's keyword arguments (top_k, mem_every, size, ...)
         self.marked: dict[int, Path] = {}
         self.done: set[int] = set()  # frames with a mask, given or propagated
@@ -191,17 +192,14 @@ class AnnotationSession:
 
     def export_overlay(self, path: Path) -> Path:
         """An mp4 of the frames with their masks blended in, at the video's frame rate, written atomically."""
-        colours = np.array(self.palette[:768], dtype=np.uint8).reshape(-1, 3)
         with atomic_path(path) as tmp:
             writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.frames.fps,
                                      (self.frames.width, self.frames.height))
             for index in range(len(self.frames)):
-                shown = blend_labels(self.frames.read(index), self.mask(index), colours)
-                writer.write(cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
+                writer.write(cv2.cvtColor(self.overlay(index), cv2.COLOR_RGB2BGR))
             writer.release()
         return path
 
     def overlay(self, index: int) -> np.ndarray:
         """Frame `index` with its current mask blended in (what the tool shows)."""
-        colours = np.array(self.palette[:768], dtype=np.uint8).reshape(-1, 3)
-        return blend_labels(self.frames.read(index), self.mask(index), colours)
+        return blend_labels(self.frames.read(index), self.mask(index), self.colours)
