@@ -10,9 +10,8 @@ from dataclasses import replace
 
 import torch
 
-from training.budget import plan_summary
 from training.config import TrainConfig, adopt_weights_structure, training_parser
-from training.data import build_dataset, first_planned_sample, training_loader
+from training.data import build_dataset, training_loader
 from training.loop import run_training
 from training.trainer import RunPaths, Trainer, TrainingError, latest_checkpoint, new_run, parameter_checksum
 from training.validation import Validator, best_weights_path, history_path
@@ -32,6 +31,16 @@ def write_summary(run: RunPaths, summary: dict, stopped: bool) -> None:
               "validation_history": str(history_path(run)) if validated else None}
     with atomic_path(run.summary) as tmp:
         tmp.write_text(json.dumps(record, indent=2))
+
+
+def budget_line(trainer: Trainer, summary: dict) -> str:
+    """How a budgeted run went: spent in how many iterations and the flags that repeat it, or how far it got."""
+    minutes = trainer.config.minutes
+    if not summary["finished"]:
+        return (f"{minutes:g}-minute budget: {100 * trainer.budget.fraction(trainer.train_seconds):.0f}% spent at "
+                f"iteration {trainer.iteration}; --resume continues it")
+    return (f"{minutes:g}-minute budget spent in {trainer.iteration} iterations; its schedule came where its "
+            f"share of the time was spent: repeat exactly with {' '.join(trainer.config.schedule_flags())}")
 
 
 def resolve_auto_resume(config: TrainConfig) -> tuple[TrainConfig, str]:
@@ -70,8 +79,9 @@ def main() -> int:
         raise InputError(f"--stop_at {args.stop_at}: {config.resume} is already at iteration {trainer.iteration}; "
                          f"continue without --stop_at or with a later one")
 
-    def batches_for(run_config, start_iteration: int):  # endless: the sampler never ends
-        return iter(training_loader(dataset, run_config, start_iteration, rank, world, device.type == "cuda"))
+    def batches_from(start_iteration: int):  # endless: the sampler never ends
+        return iter(training_loader(dataset, config, start_iteration, rank, world, device.type == "cuda",
+                                    trainer.schedule.curriculum_phase))
 
     if rank == 0:
         if auto_note:
@@ -86,19 +96,18 @@ def main() -> int:
               f"{'continuing from iteration %d' % trainer.iteration if config.resume else 'from scratch'}")
         print(f"configuration: {run.folder / 'config.json'}")
     try:
-        summary = run_training(trainer, batches_for, run, args.stop_at, validator)
+        summary = run_training(trainer, batches_from, run, args.stop_at, validator)
     except TrainingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
     print(f"rank {rank}: parameter checksum {parameter_checksum(trainer.network):.10e}", flush=True)
     if rank == 0:
-        at_stop = args.stop_at is not None and summary["iteration"] == args.stop_at < summary["planned_iterations"]
-        stopped = summary["interrupted"] or at_stop  # a checkpoint to continue from, not the end of the run
+        stopped = not summary["finished"]  # a checkpoint to continue from, not the end of the run
         state = "stopped (resume with --resume)" if stopped else "done"
         print(f"{state} at iteration {summary['iteration']} ({summary['iterations_run']} this run) in "
               f"{summary['minutes']:.1f} min; last loss {summary['last_loss']:.4f}; checkpoint {summary['checkpoint']}")
         if config.minutes:
-            print(plan_summary(config.minutes, summary, first_planned_sample(trainer.config)))
+            print(budget_line(trainer, summary))
         if summary["best_val"] is not None:
             print(f"validation J&F: best {summary['best_val']:.4f} ({best_weights_path(run)}); "
                   f"history in {history_path(run)}")

@@ -1,9 +1,10 @@
 """Sample order and per-sample randomness that depend only on (seed, rank, position in the stream).
 
 Each rank walks an endless stream of epochs; every epoch's indices come from a DistributedSampler
-seeded by the run's seed and the epoch. Each sample carries its own seed and the iteration it will be
-trained at, so that augmentations and the curriculum do not depend on the number of loader workers,
-and a run resumed at iteration k sees exactly the samples an uninterrupted run would have seen.
+seeded by the run's seed and the epoch. Each sample carries its own seed and the curriculum phase of the
+iteration it will be trained at (decided in the main process as the sample is asked for), so that
+augmentations and the curriculum do not depend on the number of loader workers, and a run resumed at
+iteration k sees exactly the samples an uninterrupted run would have seen.
 """
 import random
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-SampleKey = tuple[int, int, int]  # dataset index, sample seed, training iteration
+SampleKey = tuple[int, int, int]  # dataset index, sample seed, curriculum phase
 FRAMES = 3  # frames per training sample: one memory frame, then two frames segmented in turn (seed F.1)
 MAX_TARGETS = 2  # target objects per training sample (seed F.1)
 
@@ -34,10 +35,12 @@ class ClipSpec:
 
 
 class TrainingSampler(Sampler[SampleKey]):
-    """Endless stream of `SampleKey`s for one rank, starting at `start_iteration`."""
+    """Endless stream of `SampleKey`s for one rank, starting at `start_iteration`; `phase_at(iteration)` gives
+    a sample's curriculum phase when the loader asks for it (a DataLoader asks `prefetch_factor` batches
+    per worker ahead of training)."""
 
     def __init__(self, dataset_length: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
-                 start_iteration: int = 0) -> None:
+                 start_iteration: int = 0, phase_at: Callable[[int], int] = lambda iteration: 0) -> None:
         if dataset_length == 0:
             raise ValueError("the training dataset is empty")
         self.dataset_length = dataset_length
@@ -46,6 +49,7 @@ class TrainingSampler(Sampler[SampleKey]):
         self.rank = rank
         self.world_size = world_size
         self.start_iteration = start_iteration
+        self.phase_at = phase_at
 
     def _epoch(self, epoch: int) -> list[int]:
         sampler = DistributedSampler(range(self.dataset_length), num_replicas=self.world_size, rank=self.rank,
@@ -61,14 +65,14 @@ class TrainingSampler(Sampler[SampleKey]):
             indices = self._epoch(epoch)
             for index in indices[offset:]:
                 sample_seed = int(np.random.SeedSequence([self.seed, self.rank, position]).generate_state(1)[0])
-                yield index, sample_seed, position // self.batch_size
+                yield index, sample_seed, self.phase_at(position // self.batch_size)
                 position += 1
             epoch, offset = epoch + 1, 0
 
 
 class SeededSamples(Dataset):
     """Wraps a dataset so that `dataset[SampleKey]` seeds torch, numpy and random from the key's seed
-    (without disturbing the caller's RNGs) and applies the curriculum for the key's iteration."""
+    (without disturbing the caller's RNGs) and sets the curriculum to the key's phase."""
 
     def __init__(self, dataset: Dataset, curriculum: Optional[Callable[[Dataset, int], None]] = None) -> None:
         self.dataset = dataset
@@ -78,9 +82,9 @@ class SeededSamples(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, key: SampleKey) -> dict:
-        index, sample_seed, iteration = key
+        index, sample_seed, phase = key
         if self.curriculum is not None:
-            self.curriculum(self.dataset, iteration)
+            self.curriculum(self.dataset, phase)
         python_state, numpy_state = random.getstate(), np.random.get_state()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(sample_seed)

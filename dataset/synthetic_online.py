@@ -66,7 +66,7 @@ class SyntheticVideoDataset(curriculum.FrameGapCurriculum, Dataset):
         if crop_size is not None and crop_size <= min(size):
             steps.append(RandomCrop(crop_size))
         self.transform = Compose(steps)
-        self.set_max_jump(max_jump if max_jump is not None else curriculum.max_jump(0, 1))
+        self.set_max_jump(max_jump if max_jump is not None else curriculum.max_jump(0))
 
     def __len__(self) -> int:
         return self.length

@@ -161,7 +161,7 @@ class VOSDataset(curriculum.FrameGapCurriculum, Dataset):
         self.clip = clip
         self.frames = list_videos(folders, clip.frames)
         self.videos = list(self.frames)
-        self.set_max_jump(max_jump if max_jump is not None else curriculum.max_jump(0, 1, stride=self.stride))
+        self.set_max_jump(max_jump if max_jump is not None else curriculum.max_jump(0, self.stride))
         self.shared = Compose([
             RandomHorizontalFlip(),
             RandomResizedCrop(crop_size, crop_scale, CROP_RATIO),

@@ -3,7 +3,6 @@ similarity, each trained with the demo's recipe and evaluated with and without t
 the table over seeds, the paper's observations checked on it, and its files."""
 import argparse
 import csv
-import gc
 import json
 import math
 import shutil
@@ -11,11 +10,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from experiments.recipe import train_arguments
-from experiments.runs import evaluate_in_process, run_train
+from experiments.recipe import train_arguments, write_validation_set
+from experiments.runs import copy_first_mask, evaluate_in_process, run_train
+from experiments.training_speed import typical_step_seconds
 from inference.core import MemorySchedule
 from util.fileio import atomic_path
 from util.plots import plt, save_figure
@@ -29,30 +28,6 @@ PAPER = {("stm", "dot"): (0.833, 0.813), ("stm", "l2"): (0.827, 0.810),
 SCHEDULE_NAMES = {"every5_last": "every 5th + last", "every5": "every 5th only"}
 
 
-def seconds_per_iteration(arguments: list[str], steps: int = 3) -> float:
-    """Time a few training steps of exactly this configuration in this process (after one warm-up step)."""
-    from torch.utils.data import default_collate
-
-    from dataset.sampling import SeededSamples
-    from training.config import TrainConfig, training_parser
-    from training.data import build_dataset
-    from training.trainer import Trainer
-
-    config = TrainConfig.from_args(training_parser().parse_args(arguments))
-    dataset = SeededSamples(build_dataset(config))
-    trainer = Trainer(config, torch.device("cpu"))
-    trainer.train_mode()
-    times = []
-    for step in tqdm(range(steps + 1), desc="timing an iteration", unit="it"):
-        start = time.perf_counter()
-        batch = default_collate([dataset[(i, 1000 * step + i, 0)] for i in range(config.batch_size)])
-        trainer.step(batch)
-        times.append(time.perf_counter() - start)
-    del trainer, dataset
-    gc.collect()
-    return float(np.median(times[1:]))
-
-
 def plan_iterations(args: argparse.Namespace) -> int:
     """The iterations every network trains: given, or what the slowest architecture fits in --minutes."""
     if args.iterations:
@@ -60,7 +35,7 @@ def plan_iterations(args: argparse.Namespace) -> int:
     probe_dir = args.out / "probe"
     slowest = 0.0
     for arch in ("stcn", "stm"):
-        seconds = seconds_per_iteration(train_arguments(args, 3, 1000, probe_dir, 1000) + ["--arch", arch])
+        seconds = typical_step_seconds(train_arguments(args, 3, 1000, probe_dir, 1000) + ["--arch", arch])
         print(f"    {arch.upper()}: {seconds:.2f} s per iteration", flush=True)
         slowest = max(slowest, seconds)
     shutil.rmtree(probe_dir, ignore_errors=True)
@@ -225,3 +200,48 @@ def write_runs_csv(results: list[dict], path: Path) -> None:
             for name in SCHEDULES:
                 writer.writerow([r["arch"], r["similarity"], r["seed"], r["iterations"], round(r["train_minutes"], 2),
                                  name, round(r[name]["jf"], 5), round(r[name]["j"], 5), round(r[name]["f"], 5)])
+
+
+def run_table(args: argparse.Namespace, command: str) -> int:
+    """Train and score every network of the table for the parsed flags of scripts/ablation_table.py (`command`
+    is recorded with the table); finished networks are kept. Returns the exit status."""
+    started = time.perf_counter()
+    args.out = args.out.resolve()
+    data = args.out / "data"
+    args.out.mkdir(parents=True, exist_ok=True)
+    height, width = args.frame_size
+    settings_path = args.out / "settings.json"
+    recipe = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
+              if k not in ("out", "seeds")}
+    if settings_path.is_file() and json.loads(settings_path.read_text())["recipe"] != json.loads(json.dumps(recipe)):
+        raise SystemExit(f"error: {args.out} holds a run with other settings ({settings_path}); use another --out")
+    if not (data / "ImageSets" / "2017" / "val.txt").is_file():
+        shutil.rmtree(data, ignore_errors=True)
+        write_validation_set(data, args.val_videos, args.val_frames, (height, width), args.objects)
+    with atomic_path(settings_path) as tmp:
+        tmp.write_text(json.dumps({"recipe": recipe}, indent=2))
+    print(f"[1] Held-out videos: {args.val_videos} x {args.val_frames} frames at {height}x{width} ({data})")
+    print("[2] Iterations per network", flush=True)
+    iterations = plan_iterations(args)
+    print(f"    {iterations} iterations for each of {len(NETWORKS)} networks x {args.seeds} seeds", flush=True)
+    print("[3] Training and evaluation", flush=True)
+    results = []
+    jobs = [(arch, similarity, args.first_seed + k) for k in range(args.seeds) for arch, similarity in NETWORKS]
+    for arch, similarity, seed in tqdm(jobs, desc="networks", unit="network"):
+        result = train_and_evaluate(args, arch, similarity, seed, iterations, data)
+        results.append(result)
+        tqdm.write(f"    {arch.upper()}+{similarity} seed {seed}: J&F {result['every5_last']['jf']:.3f} (every 5th + "
+                   f"last), {result['every5']['jf']:.3f} (every 5th only), {result['iterations']} iterations in "
+                   f"{result['train_minutes']:.1f} min")
+    copy_first = copy_first_mask(data, args.out / "copy_first")["jf"]
+    rows = summarise(results)
+    write_runs_csv(results, args.out / "runs.csv")
+    write_csv(rows, args.out / "table.csv")
+    settings = {"val_videos": args.val_videos, "val_frames": args.val_frames, "size": args.frame_size,
+                "copy_first_jf": copy_first, "wall_minutes": (time.perf_counter() - started) / 60,
+                "command": command}
+    write_markdown(rows, results, settings, args.out / "table.md")
+    plot(rows, args.out / "table.png")
+    print("\n" + (args.out / "table.md").read_text())
+    print(f"Written: {args.out / 'table.csv'}, {args.out / 'table.md'}, {args.out / 'table.png'}")
+    return 0

@@ -19,7 +19,7 @@ DEMO_LR = 2e-4
 DEMO_BATCH = 2
 SEED = 14159265  # train.py's default seed: the untrained network is the one training starts from
 MAX_CURVE_POINTS = 12
-PLAN_SHAPE = 1000  # with a budget: the schedule's shape (-i 1000 --steps 800), stretched by train.py to its plan
+PLAN_SHAPE = 1000  # with a budget: the schedule's shape (-i 1000 --steps 800), its phases placed at their share of the minutes
 
 
 def add_recipe_args(parser: argparse.ArgumentParser, iterations_flag: bool = True) -> None:
@@ -88,7 +88,7 @@ def train_arguments(args: argparse.Namespace, stage: int, iterations: int, save_
                     save_every: int, load: Optional[Path] = None, seed: int = SEED, run_id: str = "",
                     val_root: Optional[Path] = None, val_points: int = 0, minutes: Optional[float] = None) -> list[str]:
     """train.py's command line for one stage of the demo recipe: `iterations` (the schedule's shape when
-    a budget of `minutes` is given; train.py plans the total), validated on `val_root` `val_points` times
+    a budget of `minutes` is given: its phases come at their share of the minutes), validated on `val_root` `val_points` times
     evenly and at the end, if given."""
     height, width = args.train_size or args.frame_size
     command = [

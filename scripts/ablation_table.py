@@ -16,28 +16,12 @@ A run that is stopped can be started again with the same command: finished netwo
   python scripts/ablation_table.py --out ablation --minutes 10 --seeds 3   # iterations from a timed probe
 """
 import argparse
-import json
-import shutil
 import sys
-import time
 from typing import Optional
 
-from tqdm import tqdm
-
-from experiments.ablation import (
-    NETWORKS,
-    plan_iterations,
-    plot,
-    summarise,
-    train_and_evaluate,
-    write_csv,
-    write_markdown,
-    write_runs_csv,
-)
-from experiments.recipe import SEED, add_recipe_args, write_validation_set
-from experiments.runs import copy_first_mask
+from experiments.ablation import run_table
+from experiments.recipe import SEED, add_recipe_args
 from util.cli import ArgumentParser, output_folder, run_cli
-from util.fileio import atomic_path
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
@@ -60,47 +44,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    args = parse_args(argv)
-    started = time.perf_counter()
-    args.out = args.out.resolve()
-    data = args.out / "data"
-    args.out.mkdir(parents=True, exist_ok=True)
-    height, width = args.frame_size
-    settings_path = args.out / "settings.json"
-    recipe = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
-              if k not in ("out", "seeds")}
-    if settings_path.is_file() and json.loads(settings_path.read_text())["recipe"] != json.loads(json.dumps(recipe)):
-        raise SystemExit(f"error: {args.out} holds a run with other settings ({settings_path}); use another --out")
-    if not (data / "ImageSets" / "2017" / "val.txt").is_file():
-        shutil.rmtree(data, ignore_errors=True)
-        write_validation_set(data, args.val_videos, args.val_frames, (height, width), args.objects)
-    with atomic_path(settings_path) as tmp:
-        tmp.write_text(json.dumps({"recipe": recipe}, indent=2))
-    print(f"[1] Held-out videos: {args.val_videos} x {args.val_frames} frames at {height}x{width} ({data})")
-    print("[2] Iterations per network", flush=True)
-    iterations = plan_iterations(args)
-    print(f"    {iterations} iterations for each of {len(NETWORKS)} networks x {args.seeds} seeds", flush=True)
-    print("[3] Training and evaluation", flush=True)
-    results = []
-    jobs = [(arch, similarity, args.first_seed + k) for k in range(args.seeds) for arch, similarity in NETWORKS]
-    for arch, similarity, seed in tqdm(jobs, desc="networks", unit="network"):
-        result = train_and_evaluate(args, arch, similarity, seed, iterations, data)
-        results.append(result)
-        tqdm.write(f"    {arch.upper()}+{similarity} seed {seed}: J&F {result['every5_last']['jf']:.3f} (every 5th + "
-                   f"last), {result['every5']['jf']:.3f} (every 5th only), {result['iterations']} iterations in "
-                   f"{result['train_minutes']:.1f} min")
-    copy_first = copy_first_mask(data, args.out / "copy_first")["jf"]
-    rows = summarise(results)
-    write_runs_csv(results, args.out / "runs.csv")
-    write_csv(rows, args.out / "table.csv")
-    settings = {"val_videos": args.val_videos, "val_frames": args.val_frames, "size": args.frame_size,
-                "copy_first_jf": copy_first, "wall_minutes": (time.perf_counter() - started) / 60,
-                "command": "python scripts/ablation_table.py " + " ".join(sys.argv[1:] if argv is None else argv)}
-    write_markdown(rows, results, settings, args.out / "table.md")
-    plot(rows, args.out / "table.png")
-    print("\n" + (args.out / "table.md").read_text())
-    print(f"Written: {args.out / 'table.csv'}, {args.out / 'table.md'}, {args.out / 'table.png'}")
-    return 0
+    argv = sys.argv[1:] if argv is None else argv
+    return run_table(parse_args(argv), "python scripts/ablation_table.py " + " ".join(argv))
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ from util.plots import seed_curves
 SUMMARY = "demo_summary.json"
 
 
-# train.py flags that differ between runs of one recipe: the seed, where things go, and the length, which a
-# budget plans per run (its schedule is the same shape: the learning-rate step at 80%)
-PER_RUN_FLAGS = {"--seed", "--save_dir", "--val_root", "--val_points", "-i", "--steps", "--minutes", "--save_every",
+# train.py flags that differ between runs of one recipe: the seed, where things go, and the length and
+# schedule, which a budget places per run (the same shares of its minutes: the learning-rate step at 80%)
+PER_RUN_FLAGS = {"--seed", "--save_dir", "--val_root", "--val_points", "-i", "--steps", "--curriculum_at", "--minutes", "--save_every",
                  "--resume", "--stop_at"}
 
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
+from dataset.curriculum import SWITCH_PERCENTS
 from dataset.sampling import FRAMES, MAX_TARGETS, ClipSpec
 from model.backbones import BACKBONES
 from model.checkpoint import ARCHS, read_checkpoint, resolve_spec, similarity_for
@@ -45,6 +46,8 @@ FLAG_RULES = {
     "steps": (lambda steps: all(step >= 0 for step in steps), "iterations must be at least 0"),
     "synthetic": (lambda hwf: min(hwf[:2]) >= 16 and hwf[2] >= 2, "needs H and W of at least 16 and 2 frames"),
     "sample_frames": at_least(2), "max_jump": at_least(0),
+    "curriculum_at": (lambda switches: len(switches) == len(SWITCH_PERCENTS) and list(switches) == sorted(switches)
+                      and switches[0] >= 0, f"needs {len(SWITCH_PERCENTS)} iterations in order"),
 }
 
 
@@ -72,6 +75,9 @@ def _add_schedule_args(parser) -> None:
     parser.add_argument("-i", "--iterations", type=int, help="total iterations (stage default)")
     parser.add_argument("-b", "--batch_size", type=int, help="total batch over all processes (stage default)")
     parser.add_argument("--steps", type=int, nargs="*", help="iterations at which the lr decays (stage default)")
+    parser.add_argument("--curriculum_at", type=int, nargs="+", metavar="ITERATION",
+                        help="the 5 iterations where the frame-gap curriculum moves on (default: the supplementary's "
+                             "10, 20, 30, 40 and 90%% of -i, 80%% for BL30K); a budgeted run prints where its came")
     parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--gamma", type=float, default=0.1, help="lr decay factor at each step")
     parser.add_argument("--weight_decay", type=float, default=1e-7)
@@ -142,14 +148,13 @@ def _add_run_args(parser) -> None:
     parser.add_argument("--max_nonfinite", type=int, default=10, help="stop after this many non-finite losses in a row")
     parser.add_argument("--minutes", type=float,
                         help="train for this many minutes of training steps (validation and checkpoints come on "
-                             "top): the total iterations are planned from the measured speed, the -i/--steps "
-                             "schedule stretched to them, and recorded so that -i N --steps S [--stop_at K] "
-                             "repeats the run")
+                             "top), each phase of the -i/--steps schedule (learning-rate steps, curriculum switches, "
+                             "--val_points) when its share of the minutes is spent; the iterations where they came "
+                             "are printed and recorded, and -i N --steps S --curriculum_at C repeats the run")
     parser.add_argument("--stop_at", type=int,
-                        help="stop at this iteration: before -i, with a checkpoint to --resume from (e.g. to fit a "
-                             "job time limit); past -i, the schedule's last phase (its last learning rate and "
-                             "curriculum phase) goes on to it, as a budgeted run with time left after its plan does "
-                             "(with --minutes: past the plan, while the budget lasts)")
+                        help="stop at this iteration with a checkpoint to --resume from (e.g. to fit a job time "
+                             "limit); past -i, the schedule's last phase (its last learning rate and curriculum "
+                             "phase) goes on to it")
 
 
 def _add_validation_args(parser) -> None:
@@ -158,7 +163,7 @@ def _add_validation_args(parser) -> None:
                              "--val_every iterations and at the end; the best network is kept as <run>_best.pth")
     parser.add_argument("--val_every", type=int, default=0, help="validation interval (0: at the end only)")
     parser.add_argument("--val_points", type=int, default=0,
-                        help="instead of --val_every: validate this many times, evenly over the (planned) run")
+                        help="instead of --val_every: validate this many times, evenly over -i (with --minutes, over the minutes)")
 
 
 def _add_lever_args(parser) -> None:
@@ -224,13 +229,13 @@ class TrainConfig:
     val_every: int = 0
     val_points: int = 0
     minutes: Optional[float] = None  # a training-time budget (training/budget.py)
+    curriculum_at: Optional[tuple[int, ...]] = None  # the curriculum's switch iterations (default: shares of -i)
     literal_forward: bool = False  # every object's every convolution, as the authors' code (comparisons)
     channels_last: bool = False
 
     def validates_at(self, iteration: int) -> bool:
         """Whether a validation falls at `iteration` besides the one at the run's end: every --val_every, or
-        --val_points evenly over the planned run and none past it (a budgeted run going on past its plan
-        still validates K times, the last at its end)."""
+        --val_points evenly over -i and none past it (a budgeted run validates at shares of its budget)."""
         if self.val_points:
             interval = max(1, -(-self.iterations // self.val_points))
             return iteration % interval == 0 and iteration < self.iterations
@@ -255,6 +260,10 @@ class TrainConfig:
                              f"--val_every")
         if minutes is not None and minutes <= 0:
             raise InputError(f"--minutes must be positive, got {minutes}")
+        curriculum_at = tuple(args.curriculum_at) if args.curriculum_at else None
+        if curriculum_at and (stage.data == "static" or args.max_jump or minutes):
+            raise InputError("--curriculum_at places the frame-gap curriculum of a video stage (1-3): not with "
+                             "--max_jump, nor with --minutes (which places it by time)")
         clip = ClipSpec(args.sample_frames, args.max_targets)
         max_jump = args.max_jump
         if stage.data == "static" and (clip.frames != FRAMES or max_jump):
@@ -287,14 +296,26 @@ class TrainConfig:
             benchmark=args.benchmark, max_nonfinite=args.max_nonfinite,
             synthetic=synthetic, synthetic_pool=pool, sample_frames=clip.frames, max_targets=clip.max_targets,
             max_jump=max_jump, val_root=val_root, val_every=val_every,
-            val_points=val_points, minutes=minutes,
+            val_points=val_points, minutes=minutes, curriculum_at=curriculum_at,
             literal_forward=args.literal_forward, channels_last=args.channels_last,
         )
+
+    @property
+    def follows_curriculum(self) -> bool:
+        """Whether the samples follow the frame-gap curriculum (video stages without --max_jump)."""
+        return self.data != "static" and not self.max_jump
 
     @property
     def clip(self) -> ClipSpec:
         """What one video sample holds."""
         return ClipSpec(self.sample_frames, self.max_targets)
+
+    def schedule_flags(self) -> list[str]:
+        """The flags that give a run this schedule: -i, --steps and, for a curriculum, --curriculum_at."""
+        flags = ["-i", str(self.iterations), "--steps", *map(str, self.steps)]
+        if self.follows_curriculum and self.curriculum_at is not None:
+            flags += ["--curriculum_at", *map(str, self.curriculum_at)]
+        return flags
 
     def to_json(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}

@@ -1,10 +1,10 @@
 """A stage's training data: the datasets it reads (checked first) and the endless, seeded loader."""
-from typing import Optional
+from typing import Callable
 
 from torch.utils.data import DataLoader, Dataset
 
 from dataset.checks import check_roots
-from dataset.curriculum import first_switch, set_curriculum, set_fixed_max_jump
+from dataset.curriculum import set_curriculum, set_fixed_max_jump
 from dataset.sampling import SeededSamples, TrainingSampler
 from dataset.static_dataset import StaticDataset
 from dataset.synthetic_online import SyntheticStaticDataset, SyntheticVideoDataset
@@ -30,30 +30,28 @@ def build_dataset(config: TrainConfig) -> Dataset:
     return main_training_set(config.davis_root, config.yv_root, config.crop_size, config.yv_subset, config.clip)
 
 
+PREFETCH_FACTOR = 2  # batches each loader worker prepares ahead (DataLoader's default)
+
+
+def batches_ahead(config: TrainConfig) -> int:
+    """How many batches past the one being trained the loader may already have asked its sampler for: a
+    schedule change that affects samples applies no earlier than that (training/budget.py)."""
+    return config.num_workers * PREFETCH_FACTOR
+
+
 def training_loader(dataset: Dataset, config: TrainConfig, start_iteration: int, rank: int, world_size: int,
-                    pin_memory: bool) -> DataLoader:
-    """Batches of this rank's share, from `start_iteration` on, forever: the samples are a function of
-    the seed, the rank and the iteration only (so a resumed run sees what it would have seen), and the
-    frame-gap curriculum follows the iteration (video stages; --max_jump fixes the gap instead)."""
+                    pin_memory: bool, curriculum_phase: Callable[[int], int] = lambda iteration: 0) -> DataLoader:
+    """Batches of this rank's share, from `start_iteration` on, forever: the samples are a function of the
+    seed, the rank and the iteration only (so a resumed run sees what it would have seen); video stages take
+    the frame-gap curriculum's phase of each sample's iteration from `curriculum_phase` (a run's
+    Schedule.curriculum_phase; --max_jump fixes the gap instead)."""
     per_rank = config.batch_size // world_size
-    bl30k = config.data == "bl30k"
     if config.max_jump:
         set_fixed_max_jump(dataset, config.max_jump)
-    curriculum = (lambda data, iteration: set_curriculum(data, iteration, config.iterations, bl30k)
-                  ) if follows_curriculum(config) else None
+    sampler = TrainingSampler(len(dataset), per_rank, config.seed, rank, world_size, start_iteration,
+                              phase_at=curriculum_phase)
     return DataLoader(
-        SeededSamples(dataset, curriculum), batch_size=per_rank, drop_last=True,
-        sampler=TrainingSampler(len(dataset), per_rank, config.seed, rank, world_size, start_iteration),
-        num_workers=config.num_workers, pin_memory=pin_memory,
+        SeededSamples(dataset, set_curriculum if config.follows_curriculum else None), batch_size=per_rank,
+        drop_last=True, sampler=sampler, num_workers=config.num_workers, pin_memory=pin_memory,
+        prefetch_factor=PREFETCH_FACTOR if config.num_workers else None,
     )
-
-
-def follows_curriculum(config: TrainConfig) -> bool:
-    """Whether the samples follow the frame-gap curriculum (video stages without --max_jump)."""
-    return config.data != "static" and not config.max_jump
-
-
-def first_planned_sample(config: TrainConfig) -> Optional[int]:
-    """The first iteration whose samples depend on the total iterations (the curriculum's first switch), or
-    None if no sample does: up to it, a budgeted run may draw its samples before its plan is final."""
-    return first_switch(config.iterations, config.data == "bl30k") if follows_curriculum(config) else None

@@ -1,12 +1,15 @@
 """Training logs: scalars averaged over the logging interval and across ranks (as torchvision's reference
 scripts do), TensorBoard images of a sample, and the run's provenance."""
+import math
 import subprocess
 from pathlib import Path
 from typing import Optional
 
 import torch
 import torch.distributed as dist
+from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
+from tqdm import tqdm
 
 from util.preprocess import denormalise
 
@@ -65,3 +68,62 @@ def git_commit(folder: Optional[Path] = None) -> str:
                               timeout=5).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+class TrainingLog:
+    """What a run shows and records as it trains (torchvision's MetricLogger, for one run): a progress bar,
+    each logging interval's averages over ranks and the learning rate in TensorBoard, image grids, validation
+    scores and notes. Rank 0 writes; every rank must call `interval_end` at the same iterations."""
+
+    def __init__(self, trainer, log_folder: Path, total: Optional[int]) -> None:
+        self.trainer = trainer
+        config = trainer.config
+        self.writer = SummaryWriter(str(log_folder)) if trainer.rank == 0 else None
+        if self.writer is not None and trainer.iteration == 0:
+            self.writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in config.to_json().items()))
+            self.writer.add_text("git_commit", git_commit())
+        self.averages = IntervalAverages(device=trainer.device, world_size=trainer.world_size)
+        self.progress = tqdm(total=total, initial=trainer.iteration, desc=f"stage {config.stage}", unit="it",
+                             disable=trainer.rank != 0, dynamic_ncols=True)
+        self.last_loss = math.nan
+
+    def __enter__(self) -> "TrainingLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.close()
+        if self.writer is not None:
+            self.writer.close()
+
+    def step(self, iteration: int, batch: dict, result: Optional[tuple[dict, dict]], seconds: float,
+             data_seconds: float, budget_fraction: Optional[float] = None) -> None:
+        """Training step `iteration` (its outputs and losses, or None if it was skipped) and what it took."""
+        if result is not None:
+            out, losses = result
+            self.averages.add({**losses, "seconds_per_iteration": seconds, "data_seconds": data_seconds})
+            self.last_loss = losses["total_loss"].item()
+            shown = {"loss": f"{self.last_loss:.4f}", "p": f"{losses['p'].item():.2f}"}
+            if budget_fraction is not None:
+                shown["budget"] = f"{100 * min(1.0, budget_fraction):.0f}%"
+            self.progress.set_postfix(shown)
+            if self.writer is not None and iteration % self.trainer.config.log_image_every == 0:
+                self.writer.add_image("train/frames_prediction_truth", image_grid(batch, out), iteration)
+        self.progress.update()
+
+    def interval_end(self, iteration: int) -> None:
+        """The averages of the interval ending at `iteration` (over every rank) and the learning rate."""
+        means = self.averages.averages()
+        if self.writer is not None:
+            for key, value in means.items():
+                self.writer.add_scalar(f"train/{key}", value, iteration)
+            self.writer.add_scalar("train/lr", self.trainer.scheduler.get_last_lr()[0], iteration)
+
+    def validation(self, row: dict) -> None:
+        self.note(f"iteration {row['iteration']}: validation J&F {row['jf']:.4f} (J {row['j']:.4f}, "
+                  f"F {row['f']:.4f}; best {self.trainer.best_val:.4f})")
+        if self.writer is not None:
+            for key, name in (("jf", "J&F"), ("j", "J"), ("f", "F")):
+                self.writer.add_scalar(f"val/{name}", row[key], row["iteration"])
+
+    def note(self, text: str) -> None:
+        self.progress.write(text)

@@ -20,21 +20,19 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
+from dataset.curriculum import SWITCH_PERCENTS
 from model.checkpoint import NetworkSpec, load_weights, save_weights, write_checkpoint
 from model.losses import BootstrapSchedule, stcn_loss
 from model.memory import FLOAT32_EXP_LIMIT, largest_similarity
+from training.budget import TimeBudget
 from training.config import TrainConfig
+from training.data import batches_ahead
+from training.schedule import Schedule
 from util.distributed import autocast
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss stayed non-finite); the last good checkpoint is intact."""
-
-
-def lr_factor(iteration: int, steps: tuple[int, ...], gamma: float, warmup: int = 0) -> float:
-    """Step decay by `gamma` at each of `steps`, after an optional linear warm-up."""
-    decay = gamma ** sum(iteration >= s for s in steps)
-    return decay * min(1.0, (iteration + 1) / warmup) if warmup else decay
 
 
 def freeze_batchnorm(module: nn.Module) -> None:
@@ -105,8 +103,11 @@ class Trainer:
                       if world_size > 1 else self.network)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.lr, betas=(0.9, 0.999),
                                           weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(  # reads self.config: a budget may re-plan it
-            self.optimizer, lambda it: lr_factor(it, self.config.steps, self.config.gamma, self.config.warmup))
+        # with --minutes the schedule starts empty and the budget places its phases as it is spent
+        self.schedule = Schedule() if config.minutes else Schedule.of(config)
+        self.budget = TimeBudget.of(config, self.schedule, 1 + batches_ahead(config)) if config.minutes else None
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda it: self.schedule.lr_factor(it, config.gamma, config.warmup))
         self.use_amp = config.amp and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.bootstrap = BootstrapSchedule(config.bootstrap_start, config.bootstrap_end, config.bootstrap_top_p)
@@ -114,22 +115,19 @@ class Trainer:
         self.nonfinite_in_a_row = 0
         self.train_seconds = 0.0  # time spent in training steps over the whole run (resumes included)
         self.best_val: Optional[float] = None  # best validation J&F so far (--val_root)
-        self.plan_final_at: Optional[int] = None  # with --minutes: the planned iterations are final since this one
         self.last_frames: Optional[torch.Tensor] = None  # T, 3, H, W: the last batch's first sample
         self.similarity_noted = False
-
-    @property
-    def plan_frozen(self) -> bool:
-        """With --minutes: whether the planned iterations are final."""
-        return self.plan_final_at is not None
 
     def autocast(self):
         """fp16 on CUDA (with the scaler) unless --no_amp; bf16 on the CPU only with --cpu_amp."""
         return autocast(self.device, self.use_amp or (self.config.cpu_amp and self.device.type == "cpu"))
 
-    def replan(self, iterations: int, steps: tuple[int, ...]) -> None:
-        """Run for `iterations` with learning-rate `steps` from now on (a training-time budget's plan)."""
-        self.config = replace(self.config, iterations=iterations, steps=steps)
+    def budget_spent(self) -> None:
+        """Record what a budgeted run turned out to be, in the flags that repeat it: -i, --steps, --curriculum_at
+        (saved with its weights)."""
+        switches = self.schedule.switches_until(self.iteration, len(SWITCH_PERCENTS))
+        self.config = replace(self.config, iterations=self.iteration, steps=tuple(self.schedule.lr_steps),
+                              curriculum_at=switches if self.config.follows_curriculum else None)
 
     def train_mode(self) -> None:
         self.model.train()
@@ -207,8 +205,8 @@ class Trainer:
             "config": self.config.to_json(),
             "train_seconds": self.train_seconds,
             "best_val": self.best_val,
-            "plan_frozen": self.plan_frozen,
-            "plan_final_at": self.plan_final_at,
+            "schedule": self.schedule.state_dict(),
+            "budget": self.budget.state_dict() if self.budget else None,
         }
 
     def save(self, run: RunPaths, network_too: bool = True) -> None:
@@ -253,10 +251,9 @@ class Trainer:
         self.iteration = state["iteration"]
         self.train_seconds = state.get("train_seconds", 0.0)
         self.best_val = state.get("best_val")
-        saved = state.get("config", {})
-        if self.config.minutes and state.get("plan_frozen"):  # a budgeted run keeps its final plan
-            self.replan(saved["iterations"], tuple(saved["steps"]))
-            self.plan_final_at = state.get("plan_final_at", 0)  # not recorded before: taken as exact, as they said
+        if self.budget is not None and "schedule" in state:  # the phases a budgeted run has placed so far
+            self.schedule.load_state_dict(state["schedule"])
+            self.budget.load_state_dict(state["budget"])
         rng = state["rng"]
         if len(rng) == self.world_size:
             set_rng_state(rng[self.rank])

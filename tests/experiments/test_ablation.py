@@ -1,11 +1,9 @@
-"""experiments/ablation.py: the table's statistics and verdicts on made-up results, and the timing probe."""
-import argparse
+"""experiments/ablation.py: the table's statistics and verdicts on made-up results."""
 import math
 
 import pytest
 
 from experiments import ablation
-from experiments.recipe import add_recipe_args, train_arguments
 
 
 def test_summary_statistics_and_verdicts():
@@ -27,12 +25,3 @@ def test_summary_statistics_and_verdicts():
     assert module.verdict(0.05, math.nan, +1).startswith("one seed")
     single = module.summarise(results[:4])
     assert math.isnan(single[0]["jf_std"])
-
-
-def test_the_budget_probe_times_the_recipe(tmp_path):
-    """With --minutes the table times each architecture's training step to give all the same iterations."""
-    parser = argparse.ArgumentParser()
-    add_recipe_args(parser, iterations_flag=False)
-    args = parser.parse_args(["--frame_size", "32", "48", "--train_frames", "5", "--batch", "1"])
-    seconds = ablation.seconds_per_iteration(train_arguments(args, 3, 10, tmp_path, 10), steps=1)
-    assert 0 < seconds < 60

@@ -1,10 +1,10 @@
 """The benchmark scripts run end to end at a tiny size and print their tables (numbers are not judged)."""
-import argparse
-import importlib.util
 import json
 
 import pytest
-from eval_helpers import ROOT, run_script
+from eval_helpers import run_script
+
+from experiments import inference_speed
 
 
 def test_inference_benchmark_prints_a_row_per_length_and_architecture(tmp_path):
@@ -82,27 +82,6 @@ def test_inference_benchmark_compares_decoding_and_reports_agreement(tmp_path):
     assert all(row["object_scale"] == 0.5 and 0 < row["object_coverage"] < 0.5 for row in rows)
 
 
-def _inference_benchmark_module():
-    spec = importlib.util.spec_from_file_location("benchmark_inference", ROOT / "scripts" / "benchmark_inference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_inference_variants_name_the_architecture_decoding_and_precision():
-    benchmark = _inference_benchmark_module()
-    assert benchmark.parse_variant("stm+exact+amp", local=True) == {
-        "arch": "stm", "local_decode": False, "margin": benchmark.local_decode.MARGIN, "amp": True, "compile": False}
-    # --local_decode and the first --arch apply where a variant does not say otherwise
-    assert benchmark.parse_variant("amp", "stm", local=True)["local_decode"]
-    assert benchmark.parse_variant("local=3", "stm") == {
-        "arch": "stm", "local_decode": True, "margin": 3, "amp": False, "compile": False}
-    with pytest.raises(ValueError, match="unknown variant 'fast'"):
-        benchmark.parse_variant("stcn+fast")
-    shorthand = argparse.Namespace(compare=None, arch=["stcn", "stm"], amp=True)
-    assert benchmark.variant_names(shorthand) == ["stcn", "stcn+amp", "stm", "stm+amp"]
-
-
 def test_inference_benchmark_times_a_davis_layout_video_and_claims_no_speed_up_where_objects_are_lost(tmp_path):
     run_script("scripts/make_synthetic.py", "--layout", "davis", "--out", tmp_path / "davis", "--videos", "1",
                "--frames", "6", "--frame_size", "64", "96", "--objects", "2", "--seed", "3")
@@ -117,22 +96,13 @@ def test_inference_benchmark_times_a_davis_layout_video_and_claims_no_speed_up_w
     assert "no claim: an object was lost" in result.stdout and "J&F" in result.stdout
 
 
-def test_inference_benchmark_claims_a_speed_up_only_where_both_sides_track():
-    benchmark = _inference_benchmark_module()
-    fast, slow = {"fps": 3.0, "tracks": True}, {"fps": 2.0, "tracks": True}
-    assert benchmark.speed_up(fast, slow) == "1.50x"
-    assert benchmark.speed_up(fast, {**slow, "tracks": False}) == benchmark.NO_CLAIM
-    assert benchmark.speed_up({**fast, "tracks": False}, slow) == benchmark.NO_CLAIM
-
-
 def test_inference_benchmark_weights_per_architecture(tmp_path):
-    benchmark = _inference_benchmark_module()
     stcn, stm = tmp_path / "a.pth", tmp_path / "b.pth"
     stcn.touch(), stm.touch()
-    assert benchmark.parse_weights([str(stcn)], ["stcn", "stm"]) == {"stcn": stcn, "stm": stcn}
-    assert benchmark.parse_weights([f"stcn={stcn}", f"stm={stm}"], ["stcn"]) == {"stcn": stcn, "stm": stm}
+    assert inference_speed.parse_weights([str(stcn)], ["stcn", "stm"]) == {"stcn": stcn, "stm": stcn}
+    assert inference_speed.parse_weights([f"stcn={stcn}", f"stm={stm}"], ["stcn"]) == {"stcn": stcn, "stm": stm}
     with pytest.raises(ValueError, match="'xmem' is not an architecture"):
-        benchmark.parse_weights([f"xmem={stm}"], ["stcn"])
+        inference_speed.parse_weights([f"xmem={stm}"], ["stcn"])
     result = run_script("scripts/benchmark_inference.py", "--model", f"stm={tmp_path / 'missing.pth'}", check=False)
     assert result.returncode == 2 and "missing.pth: no such file" in result.stderr
     old_name = run_script("scripts/benchmark_inference.py", "--weights", tmp_path / "missing.pth", check=False)

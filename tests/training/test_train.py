@@ -14,7 +14,8 @@ import torch
 from eval_helpers import ROOT, run_script
 
 from training.config import STAGES, TrainConfig, training_parser
-from training.trainer import Trainer, TrainingError, lr_factor
+from training.schedule import lr_factor
+from training.trainer import Trainer, TrainingError
 from util.fileio import InputError
 
 
