@@ -6,7 +6,6 @@
 import json
 import os
 import sys
-from dataclasses import replace
 
 import torch
 
@@ -35,7 +34,7 @@ def write_summary(run: RunPaths, summary: dict, stopped: bool) -> None:
 
 def budget_line(trainer: Trainer, summary: dict) -> str:
     """How a budgeted run went: spent in how many iterations and the flags that repeat it, or how far it got."""
-    minutes = trainer.config.minutes
+    minutes = trainer.config.schedule.minutes
     if not summary["finished"]:
         return (f"{minutes:g}-minute budget: {100 * trainer.budget.fraction(trainer.train_seconds):.0f}% spent at "
                 f"iteration {trainer.iteration}; --resume continues it")
@@ -46,22 +45,22 @@ def budget_line(trainer: Trainer, summary: dict) -> str:
 def resolve_auto_resume(config: TrainConfig) -> tuple[TrainConfig, str]:
     """`--resume auto`: the newest checkpoint of this --id and --stage under --save_dir, or a new run (rank 0
     decides for all); returns the configuration to run and what was decided."""
-    found = broadcast_from_rank0(latest_checkpoint(config.save_dir, config.run_id, config.stage)
+    found = broadcast_from_rank0(latest_checkpoint(config.log.save_dir, config.run_id, config.stage)
                                  if rank_and_world()[0] == 0 else None)
     restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
     after = f" (torchrun restart {restart})" if restart else ""
     if found is None:
-        return replace(config, resume=None), (f"--resume auto: no checkpoint of --id {config.run_id} at stage "
-                                              f"{config.stage} under {config.save_dir}: a new run{after}")
-    return replace(config, resume=found), f"--resume auto: resuming from {found}{after}"
+        return config.replaced(resume=None), (f"--resume auto: no checkpoint of --id {config.run_id} at stage "
+                                              f"{config.stage} under {config.log.save_dir}: a new run{after}")
+    return config.replaced(resume=found), f"--resume auto: resuming from {found}{after}"
 
 
 def main() -> int:
     args = training_parser().parse_args()
     config = TrainConfig.from_args(args)
     rank, world = rank_and_world()
-    if config.batch_size % world:
-        raise InputError(f"--batch_size {config.batch_size} (total over all processes) does not divide "
+    if config.optim.batch_size % world:
+        raise InputError(f"--batch_size {config.optim.batch_size} (total over all processes) does not divide "
                          f"among {world} processes")
     device = pick_device(config.device)
     init_distributed(device)
@@ -71,7 +70,7 @@ def main() -> int:
     config = adopt_weights_structure(config, args.arch, args.similarity)
     torch.backends.cudnn.benchmark = config.benchmark
     dataset = build_dataset(config)
-    validator = Validator(config.val_root) if config.val_root else None
+    validator = Validator(config.log.val_root) if config.log.val_root else None
     trainer = Trainer(config, device, rank, world)
     run = RunPaths(config.resume.parent, trainer.load(config.resume)) if config.resume else new_run(config)
     check_same_on_every_rank(trainer.iteration, "iteration to start from", device)
@@ -92,7 +91,7 @@ def main() -> int:
         with atomic_path(run.folder / "config.json") as tmp:
             tmp.write_text(json.dumps(config.to_json(), indent=2))
         print(f"run {run.name} in {run.folder}: {len(dataset)} samples, {world} process(es) x batch "
-              f"{config.batch_size // world}, "
+              f"{config.optim.batch_size // world}, "
               f"{'continuing from iteration %d' % trainer.iteration if config.resume else 'from scratch'}")
         print(f"configuration: {run.folder / 'config.json'}")
     try:
@@ -106,7 +105,7 @@ def main() -> int:
         state = "stopped (resume with --resume)" if stopped else "done"
         print(f"{state} at iteration {summary['iteration']} ({summary['iterations_run']} this run) in "
               f"{summary['minutes']:.1f} min; last loss {summary['last_loss']:.4f}; checkpoint {summary['checkpoint']}")
-        if config.minutes:
+        if config.schedule.minutes:
             print(budget_line(trainer, summary))
         if summary["best_val"] is not None:
             print(f"validation J&F: best {summary['best_val']:.4f} ({best_weights_path(run)}); "

@@ -106,7 +106,7 @@ def plan_training(args: argparse.Namespace, out: Path,
     and the deadline after which train.py is stopped."""
     data, save_dir = out / "data", out / "train"
     points = min(MAX_CURVE_POINTS, max(1, args.curve_points))
-    if args.iterations:  # exactly these iterations, however long they take: a recorded run repeated
+    if args.iterations:  # exactly these iterations, however long they take (the schedule at the shares of N)
         print(f"\n[3] Training with train.py for {args.iterations} iterations", flush=True)
         arguments = train_arguments(args, 3, args.iterations, save_dir, args.iterations, seed=args.seed,
                                     val_root=data, val_points=points)

@@ -6,7 +6,6 @@ import copy
 import json
 import subprocess
 import sys
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +23,12 @@ from inference.outputs import labels_of
 from model.checkpoint import ARCHS, NetworkSpec, load_network, similarity_for
 from model.fold import fold_batchnorm
 from util.cli import check_flags
-from util.distributed import autocast, peak_memory_bytes, pick_device, synchronise
+from util.distributed import autocast, peak_memory_bytes, pick_device
 from util.fileio import InputError
 from util.imageio import list_images, read_image, read_mask
 from util.metrics import VideoScore
 from util.preprocess import normalise
+from util.timing import Stopwatch
 
 WINDOW = 5  # frames averaged for the per-frame times
 
@@ -38,12 +38,10 @@ def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 5) -> f
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
     a @ b
-    synchronise(device)
-    start = time.perf_counter()
+    watch = Stopwatch(device)
     for _ in range(repeats):
         a @ b
-    synchronise(device)
-    return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
+    return 2 * size ** 3 * repeats / watch.lap() / 1e9
 
 
 @dataclass
@@ -209,12 +207,10 @@ def run_one(args: argparse.Namespace) -> list[dict]:
         labels = {}
         for run in runs if t % 2 == 0 else runs[::-1]:  # alternate who goes first
             counter = FlopCounterMode(display=False) if t == 20 else None
-            synchronise(device)
-            start = time.perf_counter()
+            watch = Stopwatch(device)
             with counter if counter is not None else nullcontext(), autocast(device, run.amp):
                 prob = run.core.step(image, mask, is_last=t == length - 1)
-            synchronise(device)
-            run.times.append(time.perf_counter() - start)
+            run.times.append(watch.lap())
             labels[run.label] = labels_of(prob, run.core.object_ids)
             if counter is not None:
                 run.flops = counter.get_total_flops()

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +84,7 @@ def run_compare(args: argparse.Namespace) -> list[dict]:
         changes = parse_variant(name)
         threads.append(changes.pop("threads", torch.get_num_threads()))
         compiled = changes.pop("compile", False)
-        trainer = Trainer(replace(base, **changes), device)
+        trainer = Trainer(base.replaced(**changes), device)
         if compiled:
             trainer.model = torch.compile(trainer.model)
         trainer.train_mode()
@@ -206,7 +205,7 @@ def typical_step_seconds(arguments: list[str], steps: int = 3) -> float:
     times = []
     for step in tqdm(range(steps + 1), desc="timing an iteration", unit="it"):
         watch = Stopwatch()
-        trainer.step(default_collate([dataset[(i, 1000 * step + i, 0)] for i in range(config.batch_size)]))
+        trainer.step(default_collate([dataset[(i, 1000 * step + i, 0)] for i in range(config.optim.batch_size)]))
         times.append(watch.lap())
     del trainer, dataset
     gc.collect()

@@ -5,7 +5,7 @@ One run says little (two single runs differ by about 0.04 J&F here), so docs/res
 over seeds:
 
   python scripts/demo.py --out demo_s14159265                 # train.py's default seed
-  python scripts/demo.py --out demo_s1 --seed 1 --iterations 212   # the first run's count, repeated exactly
+  python scripts/demo.py --out demo_s1 --seed 1 --iterations 212   # the first run's count
   python scripts/demo.py --out demo_s2 --seed 2 --iterations 212
   python scripts/summarise_demos.py demo_s14159265 demo_s1 demo_s2 --markdown spread.md --plot spread.png
 

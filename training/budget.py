@@ -8,7 +8,6 @@ applies from iteration k + `lookahead`: the data loader has already been asked f
 (training/data.batches_ahead), and the learning rate of iteration k is already set.
 """
 from dataclasses import dataclass, field
-from typing import Optional
 
 from dataset.curriculum import switch_percents
 from training.config import TrainConfig
@@ -40,11 +39,11 @@ class TimeBudget:
     def of(cls, config: TrainConfig, schedule: Schedule, lookahead: int) -> "TimeBudget":
         """The budget of a --minutes run: the fractions of its -i/--steps schedule, its curriculum and its
         --val_points."""
-        lr_fractions = tuple(step / config.iterations for step in sorted(config.steps))
-        curriculum = (tuple(p / 100 for p in switch_percents(config.data == "bl30k"))
-                      if config.follows_curriculum else ())
-        validations = tuple(i / config.val_points for i in range(1, config.val_points))
-        return cls(config.minutes * 60, schedule, lr_fractions, curriculum, validations, lookahead)
+        lr_fractions = tuple(step / config.schedule.iterations for step in sorted(config.schedule.steps))
+        curriculum = (tuple(p / 100 for p in switch_percents(config.data.kind == "bl30k"))
+                      if config.data.follows_curriculum else ())
+        validations = tuple(i / config.log.val_points for i in range(1, config.log.val_points))
+        return cls(config.schedule.minutes * 60, schedule, lr_fractions, curriculum, validations, lookahead)
 
     def fraction(self, train_seconds: float) -> float:
         return train_seconds / self.seconds
@@ -72,7 +71,10 @@ class TimeBudget:
         return news
 
     def state_dict(self) -> dict:
-        return {"validations_done": self.validations_done}
+        return {"validations_done": self.validations_done, "lookahead": self.lookahead}
 
-    def load_state_dict(self, state: Optional[dict]) -> None:
-        self.validations_done = (state or {}).get("validations_done", 0)
+    def load_state_dict(self, state: dict) -> None:
+        """Continue a budget: its validations so far and its lookahead (kept, unless this process's loader
+        asks further ahead: more --num_workers then move the later phases, and the resumed run differs)."""
+        self.validations_done = state["validations_done"]
+        self.lookahead = max(self.lookahead, state.get("lookahead", self.lookahead))

@@ -1,6 +1,6 @@
 """train.py's flags, the supplementary's numbers per stage, and the configuration object of a run."""
 import argparse
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -178,30 +178,11 @@ def _add_lever_args(parser) -> None:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """The effective configuration of a training run (printed and saved with every checkpoint)."""
+class DataConfig:
+    """What a stage trains on and what one sample holds."""
 
-    stage: int
-    run_id: str
-    iterations: int
-    steps: tuple[int, ...]
-    batch_size: int
-    single_object: bool
-    data: str
-    lr: float
-    gamma: float
-    weight_decay: float
-    warmup: int
-    clip_grad: float
-    bootstrap_start: int
-    bootstrap_end: int
-    bootstrap_top_p: float
-    arch: str
-    similarity: str
-    cbam: bool
-    backbone: str
-    load_network: Optional[Path]
-    resume: Optional[Path]
+    kind: str  # 'static', 'bl30k' or 'vos' (the stage's)
+    single_object: bool  # static images: one object per sample
     static_root: Path
     bl_root: Path
     yv_root: Path
@@ -209,132 +190,218 @@ class TrainConfig:
     yv_subset: Optional[Path]
     crop_size: int
     num_workers: int
+    synthetic: Optional[tuple[int, int, int]]  # (H, W, frames) of fresh synthetic samples instead of the datasets
+    synthetic_pool: int  # > 0: a fixed set of that many synthetic videos instead of fresh ones
+    clip: ClipSpec  # frames and target objects per video sample
+    max_jump: int  # > 0: this fixed largest frame distance instead of the curriculum
+
+    @property
+    def follows_curriculum(self) -> bool:
+        """Whether the samples follow the frame-gap curriculum (video stages without --max_jump)."""
+        return self.kind != "static" and not self.max_jump
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The network trained, where its weights start, and how its forward pass is run."""
+
+    arch: str
+    similarity: str
+    cbam: bool
+    backbone: str
+    pretrained: bool  # ImageNet initialisation of the encoders
+    load_network: Optional[Path]
+    literal_forward: bool  # every object's every convolution, as the authors' code (comparisons)
+    channels_last: bool
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam, the loss and the precision of a step."""
+
+    batch_size: int  # over all processes
+    lr: float
+    weight_decay: float
+    clip_grad: float
+    bootstrap_start: int
+    bootstrap_end: int
+    bootstrap_top_p: float
+    max_nonfinite: int
+    amp: bool
+    cpu_amp: bool
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """How long the run is and where its phases change: -i, --steps and --curriculum_at, or a budget of
+    --minutes that places the same shares by time (training/budget.py)."""
+
+    iterations: int
+    steps: tuple[int, ...]
+    gamma: float
+    warmup: int
+    curriculum_at: Optional[tuple[int, ...]]  # the curriculum's switch iterations (default: shares of -i)
+    minutes: Optional[float]
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """What the run writes and when: checkpoints, TensorBoard, validation on a held-out set."""
+
     save_dir: Path
     save_every: int
     log_every: int
     log_image_every: int
+    val_root: Optional[Path]
+    val_every: int
+    val_points: int
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The effective configuration of a training run, in groups (saved flat with every checkpoint and in the
+    run's config.json: `to_json`)."""
+
+    stage: int
+    run_id: str
     seed: int
     device: str
-    amp: bool
-    cpu_amp: bool
-    pretrained: bool
-    benchmark: bool
-    max_nonfinite: int
-    synthetic: Optional[tuple[int, int, int]] = None  # (H, W, frames) of fresh synthetic samples
-    synthetic_pool: int = 0  # > 0: a fixed set of that many synthetic videos instead of fresh ones
-    sample_frames: int = FRAMES  # frames per video sample (recipe lever)
-    max_targets: int = MAX_TARGETS  # target objects per video sample, at most (recipe lever)
-    max_jump: int = 0  # > 0: this fixed largest frame distance instead of the curriculum (recipe lever)
-    val_root: Optional[Path] = None  # held-out DAVIS-layout set validated during training
-    val_every: int = 0
-    val_points: int = 0
-    minutes: Optional[float] = None  # a training-time budget (training/budget.py)
-    curriculum_at: Optional[tuple[int, ...]] = None  # the curriculum's switch iterations (default: shares of -i)
-    literal_forward: bool = False  # every object's every convolution, as the authors' code (comparisons)
-    channels_last: bool = False
+    benchmark: bool  # torch.backends.cudnn.benchmark
+    resume: Optional[Path]
+    data: DataConfig
+    network: NetworkConfig
+    optim: OptimConfig
+    schedule: ScheduleConfig
+    log: LogConfig
 
-    def validates_at(self, iteration: int) -> bool:
-        """Whether a validation falls at `iteration` besides the one at the run's end: every --val_every, or
-        --val_points evenly over -i and none past it (a budgeted run validates at shares of its budget)."""
-        if self.val_points:
-            interval = max(1, -(-self.iterations // self.val_points))
-            return iteration % interval == 0 and iteration < self.iterations
-        return bool(self.val_every) and iteration % self.val_every == 0
+    GROUPS = ("data", "network", "optim", "schedule", "log")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
         check_flags(args, FLAG_RULES)
         stage = STAGES[args.stage]
-        synthetic = tuple(args.synthetic) if args.synthetic else None
-        pool = args.synthetic_pool
-        if pool and synthetic is None:
-            raise InputError("--synthetic_pool needs --synthetic")
-        if pool < 0:
-            raise InputError(f"--synthetic_pool must be at least 0, got {pool}")
-        val_root, val_every = args.val_root, args.val_every
-        val_points, minutes = args.val_points, args.minutes
-        if val_every < 0 or (val_every and val_root is None):
-            raise InputError(f"--val_every {val_every}: give a positive interval, with --val_root")
-        if val_points < 0 or (val_points and (val_root is None or val_every)):
-            raise InputError(f"--val_points {val_points}: give a positive count, with --val_root and without "
-                             f"--val_every")
-        if minutes is not None and minutes <= 0:
-            raise InputError(f"--minutes must be positive, got {minutes}")
-        curriculum_at = tuple(args.curriculum_at) if args.curriculum_at else None
-        if curriculum_at and (stage.data == "static" or args.max_jump or minutes):
-            raise InputError("--curriculum_at places the frame-gap curriculum of a video stage (1-3): not with "
-                             "--max_jump, nor with --minutes (which places it by time)")
-        clip = ClipSpec(args.sample_frames, args.max_targets)
-        max_jump = args.max_jump
-        if stage.data == "static" and (clip.frames != FRAMES or max_jump):
-            raise InputError(f"stage {args.stage} warps one image into {FRAMES} frames: --sample_frames and "
-                             f"--max_jump are for the video stages (1-3)")
-        if synthetic is not None and stage.data != "static" and synthetic[2] < clip.frames:
-            raise InputError(f"--synthetic videos of {synthetic[2]} frames cannot give --sample_frames "
-                             f"{clip.frames}")
-        arch = args.arch or "stcn"
-        if args.no_cbam and arch != "stcn":
-            raise InputError("--no_cbam is an STCN ablation (STM has no fusion block)")
-        log_every, log_image_every = (1, 10) if args.debug else (args.log_every, args.log_image_every)
-        return cls(
-            stage=args.stage, run_id=args.id,
-            iterations=args.iterations or stage.iterations,
-            steps=tuple(args.steps) if args.steps is not None else stage.steps,
-            batch_size=args.batch_size or stage.batch_size,
-            single_object=stage.single_object, data=stage.data,
-            lr=args.lr, gamma=args.gamma, weight_decay=args.weight_decay, warmup=args.warmup,
-            clip_grad=args.clip_grad, bootstrap_start=args.bootstrap_start, bootstrap_end=args.bootstrap_end,
-            bootstrap_top_p=args.bootstrap_top_p, arch=arch,
-            similarity=similarity_for(arch, args.similarity),
-            cbam=not args.no_cbam, backbone=args.backbone,
-            load_network=args.load_network, resume=args.resume,
-            static_root=args.static_root, bl_root=args.bl_root, yv_root=args.yv_root, davis_root=args.davis_root,
-            yv_subset=args.yv_subset,
-            crop_size=args.crop_size, num_workers=args.num_workers, save_dir=args.save_dir,
-            save_every=args.save_every, log_every=log_every, log_image_every=log_image_every, seed=args.seed,
-            device=args.device, amp=not args.no_amp, cpu_amp=args.cpu_amp, pretrained=not args.no_pretrained,
-            benchmark=args.benchmark, max_nonfinite=args.max_nonfinite,
-            synthetic=synthetic, synthetic_pool=pool, sample_frames=clip.frames, max_targets=clip.max_targets,
-            max_jump=max_jump, val_root=val_root, val_every=val_every,
-            val_points=val_points, minutes=minutes, curriculum_at=curriculum_at,
-            literal_forward=args.literal_forward, channels_last=args.channels_last,
-        )
+        return cls(stage=args.stage, run_id=args.id, seed=args.seed, device=args.device, benchmark=args.benchmark,
+                   resume=args.resume, data=_data_config(args, stage), network=_network_config(args),
+                   optim=_optim_config(args, stage), schedule=_schedule_config(args, stage), log=_log_config(args))
 
-    @property
-    def follows_curriculum(self) -> bool:
-        """Whether the samples follow the frame-gap curriculum (video stages without --max_jump)."""
-        return self.data != "static" and not self.max_jump
-
-    @property
-    def clip(self) -> ClipSpec:
-        """What one video sample holds."""
-        return ClipSpec(self.sample_frames, self.max_targets)
+    def validates_at(self, iteration: int) -> bool:
+        """Whether a validation falls at `iteration` besides the one at the run's end: every --val_every, or
+        --val_points evenly over -i and none past it (with --minutes the budget places them instead)."""
+        if self.log.val_points and self.schedule.minutes:
+            return False
+        if self.log.val_points:
+            interval = max(1, -(-self.schedule.iterations // self.log.val_points))
+            return iteration % interval == 0 and iteration < self.schedule.iterations
+        return bool(self.log.val_every) and iteration % self.log.val_every == 0
 
     def schedule_flags(self) -> list[str]:
         """The flags that give a run this schedule: -i, --steps and, for a curriculum, --curriculum_at."""
-        flags = ["-i", str(self.iterations), "--steps", *map(str, self.steps)]
-        if self.follows_curriculum and self.curriculum_at is not None:
-            flags += ["--curriculum_at", *map(str, self.curriculum_at)]
+        schedule = self.schedule
+        flags = ["-i", str(schedule.iterations), "--steps", *map(str, schedule.steps)]
+        if self.data.follows_curriculum and schedule.curriculum_at is not None:
+            flags += ["--curriculum_at", *map(str, schedule.curriculum_at)]
         return flags
 
+    def replaced(self, **changes) -> "TrainConfig":
+        """A copy with settings changed by their names in `to_json`, whichever group holds them."""
+        if "sample_frames" in changes or "max_targets" in changes:
+            clip = self.data.clip
+            changes["clip"] = ClipSpec(changes.pop("sample_frames", clip.frames),
+                                       changes.pop("max_targets", clip.max_targets))
+        if "data" in changes:
+            changes["kind"] = changes.pop("data")
+        groups, top = {name: {} for name in self.GROUPS}, {}
+        for name, value in changes.items():
+            group = next((g for g in self.GROUPS if name in getattr(self, g).__dataclass_fields__), None)
+            if group is None and (name in self.GROUPS or name not in self.__dataclass_fields__):
+                raise KeyError(f"no training setting {name!r}")
+            (groups[group] if group else top)[name] = value
+        return replace(self, **top, **{g: replace(getattr(self, g), **c) for g, c in groups.items() if c})
+
     def to_json(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+        """Every setting in one flat record, by the names of earlier checkpoints (mostly the flags': `lr` for
+        --lr, `cbam` for --no_cbam, `data` for the stage's kind of data)."""
+        flat = {name: getattr(self, name) for name in self.__dataclass_fields__ if name not in self.GROUPS}
+        for group in self.GROUPS:
+            flat.update(asdict(getattr(self, group)))
+        flat["data"] = flat.pop("kind")
+        clip = flat.pop("clip")
+        flat.update(sample_frames=clip["frames"], max_targets=clip["max_targets"])
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in flat.items()}
+
+
+def _data_config(args: argparse.Namespace, stage: StageDefaults) -> DataConfig:
+    synthetic = tuple(args.synthetic) if args.synthetic else None
+    if args.synthetic_pool and synthetic is None:
+        raise InputError("--synthetic_pool needs --synthetic")
+    if args.synthetic_pool < 0:
+        raise InputError(f"--synthetic_pool must be at least 0, got {args.synthetic_pool}")
+    clip = ClipSpec(args.sample_frames, args.max_targets)
+    if stage.data == "static" and (clip.frames != FRAMES or args.max_jump):
+        raise InputError(f"stage {args.stage} warps one image into {FRAMES} frames: --sample_frames and "
+                         f"--max_jump are for the video stages (1-3)")
+    if synthetic is not None and stage.data != "static" and synthetic[2] < clip.frames:
+        raise InputError(f"--synthetic videos of {synthetic[2]} frames cannot give --sample_frames {clip.frames}")
+    return DataConfig(kind=stage.data, single_object=stage.single_object, static_root=args.static_root,
+                      bl_root=args.bl_root, yv_root=args.yv_root, davis_root=args.davis_root, yv_subset=args.yv_subset,
+                      crop_size=args.crop_size, num_workers=args.num_workers, synthetic=synthetic,
+                      synthetic_pool=args.synthetic_pool, clip=clip, max_jump=args.max_jump)
+
+
+def _network_config(args: argparse.Namespace) -> NetworkConfig:
+    arch = args.arch or "stcn"
+    if args.no_cbam and arch != "stcn":
+        raise InputError("--no_cbam is an STCN ablation (STM has no fusion block)")
+    return NetworkConfig(arch=arch, similarity=similarity_for(arch, args.similarity), cbam=not args.no_cbam,
+                         backbone=args.backbone, pretrained=not args.no_pretrained, load_network=args.load_network,
+                         literal_forward=args.literal_forward, channels_last=args.channels_last)
+
+
+def _optim_config(args: argparse.Namespace, stage: StageDefaults) -> OptimConfig:
+    return OptimConfig(batch_size=args.batch_size or stage.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                       clip_grad=args.clip_grad, bootstrap_start=args.bootstrap_start,
+                       bootstrap_end=args.bootstrap_end, bootstrap_top_p=args.bootstrap_top_p,
+                       max_nonfinite=args.max_nonfinite, amp=not args.no_amp, cpu_amp=args.cpu_amp)
+
+
+def _schedule_config(args: argparse.Namespace, stage: StageDefaults) -> ScheduleConfig:
+    if args.minutes is not None and args.minutes <= 0:
+        raise InputError(f"--minutes must be positive, got {args.minutes}")
+    curriculum_at = tuple(args.curriculum_at) if args.curriculum_at else None
+    if curriculum_at and (stage.data == "static" or args.max_jump or args.minutes):
+        raise InputError("--curriculum_at places the frame-gap curriculum of a video stage (1-3): not with "
+                         "--max_jump, nor with --minutes (which places it by time)")
+    return ScheduleConfig(iterations=args.iterations or stage.iterations,
+                          steps=tuple(args.steps) if args.steps is not None else stage.steps, gamma=args.gamma,
+                          warmup=args.warmup, curriculum_at=curriculum_at, minutes=args.minutes)
+
+
+def _log_config(args: argparse.Namespace) -> LogConfig:
+    if args.val_every < 0 or (args.val_every and args.val_root is None):
+        raise InputError(f"--val_every {args.val_every}: give a positive interval, with --val_root")
+    if args.val_points < 0 or (args.val_points and (args.val_root is None or args.val_every)):
+        raise InputError(f"--val_points {args.val_points}: give a positive count, with --val_root and without "
+                         f"--val_every")
+    log_every, log_image_every = (1, 10) if args.debug else (args.log_every, args.log_image_every)
+    return LogConfig(save_dir=args.save_dir, save_every=args.save_every, log_every=log_every,
+                     log_image_every=log_image_every, val_root=args.val_root, val_every=args.val_every,
+                     val_points=args.val_points)
 
 
 def adopt_weights_structure(config: TrainConfig, arch_flag: Optional[str], similarity_flag: Optional[str]) -> TrainConfig:
     """What the weights we start from, if any, decide: architecture, key encoder variant and CBAM (no flag
     needed), and without --similarity the similarity they were trained with. A contradicting --arch is an
     error."""
-    source = config.resume or config.load_network
+    source = config.resume or config.network.load_network
     if source is None:
         return config
     found = resolve_spec(source, read_checkpoint(source))  # the similarity as recorded (no flag to contradict)
     if arch_flag and found.arch != arch_flag:
         raise InputError(f"{source}: holds an {found.arch.upper()} network; --arch {arch_flag} cannot load it "
                          f"(pass --arch {found.arch} or no --arch)")
-    if found.backbone != config.backbone:
-        print(f"{source} holds a {found.backbone} key encoder: using it (not --backbone {config.backbone})")
-    if found.cbam != config.cbam:
+    if found.backbone != config.network.backbone:
+        print(f"{source} holds a {found.backbone} key encoder: using it (not --backbone {config.network.backbone})")
+    if found.cbam != config.network.cbam:
         print(f"{source} was trained {'with' if found.cbam else 'without'} CBAM: keeping that")
-    return replace(config, arch=found.arch, backbone=found.backbone, cbam=found.cbam,
-                   similarity=similarity_flag or found.similarity)
+    return config.replaced(arch=found.arch, backbone=found.backbone, cbam=found.cbam,
+                           similarity=similarity_flag or found.similarity)

@@ -106,7 +106,7 @@ class TrainingLog:
             if budget_fraction is not None:
                 shown["budget"] = f"{100 * min(1.0, budget_fraction):.0f}%"
             self.progress.set_postfix(shown)
-            if self.writer is not None and iteration % self.trainer.config.log_image_every == 0:
+            if self.writer is not None and iteration % self.trainer.config.log.log_image_every == 0:
                 self.writer.add_image("train/frames_prediction_truth", image_grid(batch, out), iteration)
         self.progress.update()
 

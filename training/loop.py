@@ -38,7 +38,7 @@ def run_training(trainer: Trainer, batches_from: Callable[[int], Iterator[dict]]
     at the configured iterations (or shares of the budget) and at the end. `batches_from(iteration)` gives the
     batches from an iteration on. Returns a summary of what this process did."""
     config, budget = trainer.config, trainer.budget
-    end = stop_at or (None if budget else config.iterations)  # None: until the budget is spent
+    end = stop_at or (None if budget else config.schedule.iterations)  # None: until the budget is spent
     batches = batches_from(trainer.iteration)
     trainer.train_mode()
     run_watch, step_watch = Stopwatch(), Stopwatch()
@@ -51,22 +51,22 @@ def run_training(trainer: Trainer, batches_from: Callable[[int], Iterator[dict]]
             result = trainer.step(batch)
             seconds = step_watch.total()
             trainer.train_seconds += seconds
-            validate = config.validates_at(trainer.iteration) if not budget else _spend(trainer, log)
+            validate = (budget is not None and _spend(trainer, log)) or config.validates_at(trainer.iteration)
             log.step(trainer.iteration - 1, batch, result, seconds, data_seconds,
                      budget.fraction(trainer.train_seconds) if budget else None)
             last = _at_end(trainer, end)
-            if trainer.iteration % config.log_every == 0 or last:
+            if trainer.iteration % config.log.log_every == 0 or last:
                 log.interval_end(trainer.iteration - 1)
+            if last and budget is not None and _finished(trainer, end):
+                trainer.budget_spent()  # before the last validation: the best network's card records it too
             if validator is not None and (validate or (last and _finished(trainer, end))):
                 last_val = _validate(validator, trainer, run, log) or last_val
-            if trainer.iteration % config.save_every == 0 and not last:
+            if trainer.iteration % config.log.save_every == 0 and not last:
                 trainer.save(run)
-            if _on_any_rank(trainer, stop.raised):
+            if not last and _on_any_rank(trainer, stop.raised):  # every rank agrees on `last`
                 interrupted = True
                 break
         finished = not interrupted and _finished(trainer, end)
-        if finished and budget is not None:
-            trainer.budget_spent()
         trainer.save(run, network_too=not interrupted)
     return {"iteration": trainer.iteration, "iterations_run": trainer.iteration - start_iteration,
             "minutes": run_watch.total() / 60, "last_loss": log.last_loss, "interrupted": interrupted,
@@ -86,7 +86,7 @@ def _finished(trainer: Trainer, end: Optional[int]) -> bool:
     spent."""
     if trainer.budget is not None:
         return trainer.budget.spent(trainer.train_seconds)
-    return trainer.iteration >= max(trainer.config.iterations, end or 0)
+    return trainer.iteration >= max(trainer.config.schedule.iterations, end or 0)
 
 
 def _spend(trainer: Trainer, log: TrainingLog) -> bool:

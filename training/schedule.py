@@ -23,13 +23,13 @@ class Schedule:
     @classmethod
     def of(cls, config: TrainConfig) -> "Schedule":
         """The schedule the flags give: --steps, and --curriculum_at or the supplementary's share of -i."""
-        if not config.follows_curriculum:
+        if not config.data.follows_curriculum:
             switches = []
-        elif config.curriculum_at is not None:
-            switches = list(config.curriculum_at)
+        elif config.schedule.curriculum_at is not None:
+            switches = list(config.schedule.curriculum_at)
         else:
-            switches = list(switch_iterations(config.iterations, config.data == "bl30k"))
-        return cls(sorted(config.steps), switches)
+            switches = list(switch_iterations(config.schedule.iterations, config.data.kind == "bl30k"))
+        return cls(sorted(config.schedule.steps), switches)
 
     def lr_factor(self, iteration: int, gamma: float, warmup: int = 0) -> float:
         return lr_factor(iteration, self.lr_steps, gamma, warmup)

@@ -9,7 +9,7 @@ import json
 import random
 import re
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
@@ -29,6 +29,7 @@ from training.config import TrainConfig
 from training.data import batches_ahead
 from training.schedule import Schedule
 from util.distributed import autocast
+from util.fileio import InputError
 
 
 class TrainingError(RuntimeError):
@@ -92,25 +93,28 @@ class Trainer:
         self.rank = rank
         self.world_size = world_size
         torch.manual_seed(config.seed + rank)
-        spec = NetworkSpec(config.arch, config.similarity, config.backbone, config.cbam)
-        network = spec.build(single_object=config.single_object, pretrained=config.pretrained)
-        if config.load_network:
-            load_weights(network, config.load_network, for_training=True)
+        wanted = config.network
+        spec = NetworkSpec(wanted.arch, wanted.similarity, wanted.backbone, wanted.cbam)
+        network = spec.build(single_object=config.data.single_object, pretrained=wanted.pretrained)
+        if wanted.load_network:
+            load_weights(network, wanted.load_network, for_training=True)
         self.network = network.to(device)
-        if config.channels_last:
+        if wanted.channels_last:
             self.network.to(memory_format=torch.channels_last)
         self.model = (DistributedDataParallel(self.network, device_ids=[device] if device.type == "cuda" else None)
                       if world_size > 1 else self.network)
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.lr, betas=(0.9, 0.999),
-                                          weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.optim.lr, betas=(0.9, 0.999),
+                                          weight_decay=config.optim.weight_decay)
         # with --minutes the schedule starts empty and the budget places its phases as it is spent
-        self.schedule = Schedule() if config.minutes else Schedule.of(config)
-        self.budget = TimeBudget.of(config, self.schedule, 1 + batches_ahead(config)) if config.minutes else None
+        budgeted = config.schedule.minutes is not None
+        self.schedule = Schedule() if budgeted else Schedule.of(config)
+        self.budget = TimeBudget.of(config, self.schedule, 1 + batches_ahead(config)) if budgeted else None
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda it: self.schedule.lr_factor(it, config.gamma, config.warmup))
-        self.use_amp = config.amp and device.type == "cuda"
+            self.optimizer, lambda it: self.schedule.lr_factor(it, config.schedule.gamma, config.schedule.warmup))
+        self.use_amp = config.optim.amp and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
-        self.bootstrap = BootstrapSchedule(config.bootstrap_start, config.bootstrap_end, config.bootstrap_top_p)
+        optim = config.optim
+        self.bootstrap = BootstrapSchedule(optim.bootstrap_start, optim.bootstrap_end, optim.bootstrap_top_p)
         self.iteration = 0
         self.nonfinite_in_a_row = 0
         self.train_seconds = 0.0  # time spent in training steps over the whole run (resumes included)
@@ -120,14 +124,15 @@ class Trainer:
 
     def autocast(self):
         """fp16 on CUDA (with the scaler) unless --no_amp; bf16 on the CPU only with --cpu_amp."""
-        return autocast(self.device, self.use_amp or (self.config.cpu_amp and self.device.type == "cpu"))
+        return autocast(self.device, self.use_amp or (self.config.optim.cpu_amp and self.device.type == "cpu"))
 
     def budget_spent(self) -> None:
         """Record what a budgeted run turned out to be, in the flags that repeat it: -i, --steps, --curriculum_at
         (saved with its weights)."""
-        switches = self.schedule.switches_until(self.iteration, len(SWITCH_PERCENTS))
-        self.config = replace(self.config, iterations=self.iteration, steps=tuple(self.schedule.lr_steps),
-                              curriculum_at=switches if self.config.follows_curriculum else None)
+        end = self.iteration  # phases placed past it changed nothing: written as at its end, or left out
+        switches = tuple(min(switch, end) for switch in self.schedule.switches_until(end, len(SWITCH_PERCENTS)))
+        self.config = self.config.replaced(iterations=end, steps=tuple(s for s in self.schedule.lr_steps if s < end),
+                                           curriculum_at=switches if self.config.data.follows_curriculum else None)
 
     def train_mode(self) -> None:
         self.model.train()
@@ -138,11 +143,11 @@ class Trainer:
 
     def forward(self, batch: dict) -> tuple[dict, dict]:
         """Network outputs and losses of one batch (already on the device)."""
-        gt, sec_gt = batch["gt"], None if self.config.single_object else batch["sec_gt"]
+        gt, sec_gt = batch["gt"], None if self.config.data.single_object else batch["sec_gt"]
         first = gt[:, 0] if sec_gt is None else torch.cat([gt[:, 0], sec_gt[:, 0]], dim=1)
         selector = None if sec_gt is None else batch["selector"]
         with self.autocast():
-            out = self.model(batch["rgb"], first, selector, literal=self.config.literal_forward)
+            out = self.model(batch["rgb"], first, selector, literal=self.config.network.literal_forward)
             losses = stcn_loss(out, gt, sec_gt, selector, self.iteration, self.bootstrap)
         return out, losses
 
@@ -164,7 +169,7 @@ class Trainer:
             self.nonfinite_in_a_row += 1
             warnings.warn(f"iteration {self.iteration}: non-finite loss, step skipped "
                           f"({self.nonfinite_in_a_row} in a row)")
-            if self.nonfinite_in_a_row >= self.config.max_nonfinite:
+            if self.nonfinite_in_a_row >= self.config.optim.max_nonfinite:
                 raise TrainingError(f"the loss was not finite for {self.nonfinite_in_a_row} iterations in a row "
                                     f"(up to iteration {self.iteration}); stopping. The last good checkpoint is "
                                     f"intact: resume from it with a lower --lr or with --clip_grad")
@@ -175,9 +180,9 @@ class Trainer:
             return False
         self.nonfinite_in_a_row = 0
         self.scaler.scale(total).backward()
-        if self.config.clip_grad > 0:
+        if self.config.optim.clip_grad > 0:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.config.clip_grad)
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.config.optim.clip_grad)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
@@ -251,9 +256,21 @@ class Trainer:
         self.iteration = state["iteration"]
         self.train_seconds = state.get("train_seconds", 0.0)
         self.best_val = state.get("best_val")
-        if self.budget is not None and "schedule" in state:  # the phases a budgeted run has placed so far
+        budgeted = state.get("config", {}).get("minutes") is not None
+        if budgeted != (self.budget is not None):
+            raise InputError(f"{path}: a run {'with' if budgeted else 'without'} --minutes; continue it "
+                             f"{'with' if budgeted else 'without'} --minutes")
+        if self.budget is not None:  # the phases a budgeted run has placed so far
+            if state.get("budget") is None:
+                raise InputError(f"{path}: written before a budget placed its phases by time; continue it with "
+                                 f"the -i and --steps of its config.json instead of --minutes")
             self.schedule.load_state_dict(state["schedule"])
+            needed = self.budget.lookahead
             self.budget.load_state_dict(state["budget"])
+            if state["budget"].get("lookahead", needed) < needed:
+                print(f"note: --num_workers {self.config.data.num_workers} asks the loader further ahead than the "
+                      f"run's first part did: its later phases come {needed - state['budget']['lookahead']} "
+                      f"iterations later than an unstopped run's")
         rng = state["rng"]
         if len(rng) == self.world_size:
             set_rng_state(rng[self.rank])
@@ -266,7 +283,7 @@ RUN_TIME_FORMAT = "%b%d_%H.%M.%S"
 def new_run(config: TrainConfig) -> RunPaths:
     """`<save_dir>/<Mon DD_HH.MM.SS>_<id>`, the original code's naming."""
     name = f"{datetime.now().strftime(RUN_TIME_FORMAT)}_{config.run_id}"
-    return RunPaths(config.save_dir / name, name)
+    return RunPaths(config.log.save_dir / name, name)
 
 
 def latest_checkpoint(save_dir: Path, run_id: str, stage: int) -> Optional[Path]:

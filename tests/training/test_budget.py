@@ -94,7 +94,7 @@ def test_validation_points_come_at_shares_of_the_budget(tmp_path):
     budget = TimeBudget.of(config, Schedule(), lookahead=1)
     due = [i for i in range(1, 61) if budget.update(i, float(i)).validate]
     assert due == [15, 30, 45]  # the fourth at the end
-    assert budget.state_dict() == {"validations_done": 3}
+    assert budget.state_dict() == {"validations_done": 3, "lookahead": 1}
 
 
 def test_schedule_flags_and_their_checks():
@@ -179,7 +179,7 @@ def test_samples_are_drawn_in_the_phase_the_schedule_gives_their_iteration(tmp_p
     assert gaps == expected and schedule.curriculum_switches == [6, 7, 8, 9, 24]
     assert schedule.lr_steps == [21]  # 24 s spent after iteration 16
     assert trainer.config.schedule_flags() == ["-i", "22", "--steps", "21", "--curriculum_at", "6", "7", "8", "9",
-                                               "24"]
+                                               "22"]  # written as at the end: it changed nothing
 
 
 @pytest.mark.slow
@@ -190,12 +190,13 @@ def test_a_paused_budgeted_run_resumes_exactly_and_validates_at_its_shares(tmp_p
 
     def validator(trainer, run):
         validated.append(trainer.iteration)
-    straight, summary, _ = _run_simulated(tmp_path / "straight", monkeypatch, seconds_of, "--num_workers", "0",
+    # one loader worker: phase changes apply 3 iterations after they are decided, in both parts of the run
+    straight, summary, _ = _run_simulated(tmp_path / "straight", monkeypatch, seconds_of, "--num_workers", "1",
                                           "--val_root", str(tmp_path), "--val_points", "3", validator=validator)
     assert summary["finished"] and validated == [5, 15, 25]  # after 10 s, 20 s and at the end
-    paused, summary, _ = _run_simulated(tmp_path / "parts", monkeypatch, seconds_of, "--num_workers", "0", stop_at=9)
+    paused, summary, _ = _run_simulated(tmp_path / "parts", monkeypatch, seconds_of, "--num_workers", "1", stop_at=9)
     assert not summary["finished"] and paused.iteration == 9
-    resumed, again, _ = _run_simulated(tmp_path / "parts", monkeypatch, seconds_of, "--num_workers", "0",
+    resumed, again, _ = _run_simulated(tmp_path / "parts", monkeypatch, seconds_of, "--num_workers", "1",
                                        resume=tmp_path / "parts" / "run" / "run_checkpoint.pth")
     assert again["finished"] and resumed.iteration == straight.iteration
     assert resumed.schedule == straight.schedule and resumed.train_seconds == straight.train_seconds
@@ -203,6 +204,27 @@ def test_a_paused_budgeted_run_resumes_exactly_and_validates_at_its_shares(tmp_p
     card = read_card(tmp_path / "parts" / "run" / f"run_{resumed.iteration}.pth")
     assert card["train_config"]["iterations"] == resumed.iteration  # recorded as the flags that repeat it
     assert card["train_config"]["curriculum_at"] == straight.schedule.curriculum_switches
+
+
+def test_a_checkpoint_continues_only_with_or_without_a_budget_as_it_was_written(tmp_path):
+    def trainer(*flags):
+        return Trainer(_config("--stage", "3", "--no_pretrained", "-i", "100", "--steps", "80", *flags),
+                       torch.device("cpu"))
+    budgeted, plain = RunPaths(tmp_path / "a", "a"), RunPaths(tmp_path / "b", "b")
+    first = trainer("--minutes", "1", "--num_workers", "1")
+    first.schedule.curriculum_switches.extend([7, 9])
+    first.save(budgeted, network_too=False)
+    trainer("--num_workers", "1").save(plain, network_too=False)
+    with pytest.raises(InputError, match="a run with --minutes; continue it with --minutes"):
+        trainer().load(budgeted.checkpoint)
+    with pytest.raises(InputError, match="a run without --minutes; continue it without --minutes"):
+        trainer("--minutes", "1").load(plain.checkpoint)
+    resumed = trainer("--minutes", "1", "--num_workers", "2")  # a loader asking further ahead than before
+    resumed.load(budgeted.checkpoint)
+    assert resumed.schedule.curriculum_switches == [7, 9] and resumed.budget.lookahead == 5
+    fewer = trainer("--minutes", "1", "--num_workers", "0")
+    fewer.load(budgeted.checkpoint)
+    assert fewer.budget.lookahead == 3  # the run's own, as an unstopped run
 
 
 def _checksum(output: str) -> str:

@@ -32,17 +32,17 @@ def test_stage_defaults_follow_the_paper():
     for stage, iterations, step, batch in [(0, 300_000, 150_000, 16), (1, 500_000, 450_000, 8),
                                            (2, 300_000, 250_000, 8), (3, 150_000, 125_000, 8)]:
         config = TrainConfig.from_args(training_parser().parse_args(["--stage", str(stage)]))
-        assert (config.iterations, config.steps, config.batch_size) == (iterations, (step,), batch)
-        assert config.lr == 1e-5 and config.weight_decay == 1e-7 and config.gamma == 0.1
-        assert config.single_object == (stage == 0) and config.crop_size == 384 and config.pretrained
+        assert (config.schedule.iterations, config.schedule.steps, config.optim.batch_size) == (iterations, (step,), batch)
+        assert config.optim.lr == 1e-5 and config.optim.weight_decay == 1e-7 and config.schedule.gamma == 0.1
+        assert config.data.single_object == (stage == 0) and config.data.crop_size == 384 and config.network.pretrained
     custom = TrainConfig.from_args(training_parser().parse_args(
         ["--stage", "3", "-i", "10", "-b", "4", "--steps", "5", "7", "--lr", "2e-5", "--no_pretrained"]))
-    assert (custom.iterations, custom.batch_size, custom.steps, custom.lr, custom.pretrained) == \
-        (10, 4, (5, 7), 2e-5, False)
+    assert (custom.schedule.iterations, custom.optim.batch_size, custom.schedule.steps, custom.optim.lr,
+            custom.network.pretrained) == (10, 4, (5, 7), 2e-5, False)
     assert set(STAGES) == {0, 1, 2, 3}
     pooled = TrainConfig.from_args(training_parser().parse_args(
         ["--stage", "3", "--synthetic", "48", "64", "6", "--synthetic_pool", "80"]))
-    assert (pooled.synthetic, pooled.synthetic_pool) == ((48, 64, 6), 80)
+    assert (pooled.data.synthetic, pooled.data.synthetic_pool) == ((48, 64, 6), 80)
     with pytest.raises(InputError, match="--synthetic_pool needs --synthetic"):
         TrainConfig.from_args(training_parser().parse_args(["--stage", "3", "--synthetic_pool", "80"]))
 
@@ -223,7 +223,7 @@ def test_sigterm_saves_a_checkpoint_to_resume_from(data_roots, tmp_path):
 def _trainer(**overrides) -> Trainer:
     args = ["--stage", "3", "--no_pretrained", "--crop_size", "64", "-b", "2"]
     config = TrainConfig.from_args(training_parser().parse_args(args))
-    return Trainer(config.__class__(**{**config.__dict__, **overrides}), torch.device("cpu"))
+    return Trainer(config.replaced(**overrides), torch.device("cpu"))
 
 
 def _batch(data_roots):
@@ -271,7 +271,7 @@ def test_cpu_bfloat16_autocast_trains(data_roots):
 def test_literal_forward_and_channels_last_flags_reach_the_step(data_roots):
     config = TrainConfig.from_args(training_parser().parse_args(
         ["--stage", "3", "--no_pretrained", "--literal_forward", "--channels_last"]))
-    assert config.literal_forward and config.channels_last
+    assert config.network.literal_forward and config.network.channels_last
     batch = _batch(data_roots)
     batch["selector"][1, 1] = 0  # the second sample lacks its second object
     losses, decoded = {}, {}
@@ -309,7 +309,7 @@ def test_sample_levers_reach_the_samples_and_the_step():
     config = TrainConfig.from_args(training_parser().parse_args(
         ["--stage", "3", "--synthetic", "48", "64", "10", "--no_pretrained", "-b", "2", "--num_workers", "0",
          "--sample_frames", "4", "--max_targets", "1", "--max_jump", "2"]))
-    assert (config.sample_frames, config.max_targets, config.max_jump) == (4, 1, 2)
+    assert (config.data.clip.frames, config.data.clip.max_targets, config.data.max_jump) == (4, 1, 2)
     batch = next(iter(training_loader(build_dataset(config), config, 0, 0, 1, pin_memory=False)))
     assert batch["rgb"].shape[:2] == (2, 4) and (batch["selector"][:, 1] == 0).all()
     frames = [[int(name) for name in per_frame] for per_frame in batch["info"]["frames"]]  # T lists of B
