@@ -39,7 +39,7 @@ def served(weights, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("server")
     port = _free_port()
     log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "app.py"), "--port", str(port), "--weights",
+    server = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "app.py"), "--port", str(port), "--model",
                                str(weights), "--workdir", str(tmp_path / "work")], cwd=ROOT, stdout=log,
                               stderr=subprocess.STDOUT, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
     url = f"http://127.0.0.1:{port}"
