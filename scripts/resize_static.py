@@ -16,7 +16,6 @@ import sys
 
 from dataset.resize import resize_static
 from util.cli import ArgumentParser, existing_folder, output_folder, run_cli
-from util.fileio import InputError
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -37,14 +36,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
-    """Resize; exit code 2 with a one-line message on bad input."""
     args = parse_args(argv)
-    try:
-        count = resize_static(args.source, args.masks if args.masks is not None else args.source, args.out,
-                              args.image_suffix, args.mask_suffix, args.max_size, args.workers)
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    count = resize_static(args.source, args.masks if args.masks is not None else args.source, args.out,
+                          args.image_suffix, args.mask_suffix, args.max_size, args.workers)
     print(f"wrote {count} image + mask pairs to {args.out}")
     return 0
 

@@ -11,7 +11,6 @@ import sys
 
 from dataset.resize import resize_youtube
 from util.cli import ArgumentParser, existing_folder, output_folder, run_cli
-from util.fileio import InputError
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -30,13 +29,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
-    """Resize; exit code 2 with a one-line message on bad input."""
     args = parse_args(argv)
-    try:
-        count = resize_youtube(args.source, args.out, args.size, args.workers)
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    count = resize_youtube(args.source, args.out, args.size, args.workers)
     print(f"resized {count} videos to {args.out}")
     return 0
 
