@@ -16,11 +16,10 @@ from training.schedule import Schedule
 
 @dataclass
 class BudgetNews:
-    """What spending the budget up to an iteration brought: phase changes placed, a validation due, the end."""
+    """What spending the budget up to an iteration brought: phase changes placed, a validation due."""
 
     placed: list[str] = field(default_factory=list)
     validate: bool = False
-    spent: bool = False
 
 
 @dataclass
@@ -54,7 +53,7 @@ class TimeBudget:
     def update(self, iteration: int, train_seconds: float) -> BudgetNews:
         """After `iteration` iterations that took `train_seconds` of training steps: place the phase changes
         whose share of the budget is now spent, at iteration + lookahead."""
-        news = BudgetNews(spent=self.spent(train_seconds))
+        news = BudgetNews()
         spent = self.fraction(train_seconds)
         effective = iteration + self.lookahead
         for name, fractions, placed in (("learning-rate step", self.lr_fractions, self.schedule.lr_steps),
@@ -77,4 +76,4 @@ class TimeBudget:
         """Continue a budget: its validations so far and its lookahead (kept, unless this process's loader
         asks further ahead: more --num_workers then move the later phases, and the resumed run differs)."""
         self.validations_done = state["validations_done"]
-        self.lookahead = max(self.lookahead, state.get("lookahead", self.lookahead))
+        self.lookahead = max(self.lookahead, state["lookahead"])

@@ -45,6 +45,7 @@ class Schedule:
         self.curriculum_switches[:] = state["curriculum_switches"]
 
     def switches_until(self, iterations: int, count: int) -> tuple[int, ...]:
-        """The curriculum's `count` switches of a run of `iterations` (one not reached is placed at the end,
-        where it changes nothing)."""
-        return tuple(self.curriculum_switches + [iterations] * (count - len(self.curriculum_switches)))
+        """The curriculum's `count` switches as a run of `iterations` has them: one placed past its end, or not
+        placed, is written at the end, where it changes nothing."""
+        placed = [min(switch, iterations) for switch in self.curriculum_switches]
+        return tuple(placed + [iterations] * (count - len(placed)))

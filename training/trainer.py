@@ -129,8 +129,8 @@ class Trainer:
     def budget_spent(self) -> None:
         """Record what a budgeted run turned out to be, in the flags that repeat it: -i, --steps, --curriculum_at
         (saved with its weights)."""
-        end = self.iteration  # phases placed past it changed nothing: written as at its end, or left out
-        switches = tuple(min(switch, end) for switch in self.schedule.switches_until(end, len(SWITCH_PERCENTS)))
+        end = self.iteration  # learning-rate steps placed past it changed nothing: left out
+        switches = self.schedule.switches_until(end, len(SWITCH_PERCENTS))
         self.config = self.config.replaced(iterations=end, steps=tuple(s for s in self.schedule.lr_steps if s < end),
                                            curriculum_at=switches if self.config.data.follows_curriculum else None)
 
@@ -265,12 +265,12 @@ class Trainer:
                 raise InputError(f"{path}: written before a budget placed its phases by time; continue it with "
                                  f"the -i and --steps of its config.json instead of --minutes")
             self.schedule.load_state_dict(state["schedule"])
-            needed = self.budget.lookahead
             self.budget.load_state_dict(state["budget"])
-            if state["budget"].get("lookahead", needed) < needed:
+            later = self.budget.lookahead - state["budget"]["lookahead"]
+            if later:
                 print(f"note: --num_workers {self.config.data.num_workers} asks the loader further ahead than the "
-                      f"run's first part did: its later phases come {needed - state['budget']['lookahead']} "
-                      f"iterations later than an unstopped run's")
+                      f"run's first part did: its later phases come {later} iterations later than an unstopped "
+                      f"run's")
         rng = state["rng"]
         if len(rng) == self.world_size:
             set_rng_state(rng[self.rank])
